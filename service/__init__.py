@@ -1,0 +1,1 @@
+"""Colorizer's HTTP service: loads an exported SavedModel and colorizes uploads."""

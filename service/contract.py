@@ -1,0 +1,55 @@
+"""The model contract shared by the trainer (which writes it) and the service (which reads it).
+
+Layout is TensorFlow Serving's: ``<root>/<integer version>/`` holds a SavedModel whose
+``serving_default`` signature maps ``gray`` float32 ``(B, H, W, 1)`` in [0, 1] to ``rgb`` float32
+``(B, H, W, 3)`` in [0, 1], with ``colorizer.json`` beside ``saved_model.pb``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+SIGNATURE = "serving_default"
+INPUT_KEY = "gray"
+OUTPUT_KEY = "rgb"
+METADATA_FILE = "colorizer.json"
+SAVED_MODEL_FILE = "saved_model.pb"
+
+
+def versions(root: Path) -> list[int]:
+    """The complete model versions under ``root``, oldest first.
+
+    A folder counts only once it holds both the SavedModel and its metadata, so a half-written
+    export (which lives under a temporary, non-integer name until it is renamed) is never listed.
+    """
+    if not root.is_dir():
+        return []
+    found = [
+        int(child.name)
+        for child in root.iterdir()
+        if child.name.isdigit()
+        and (child / SAVED_MODEL_FILE).is_file()
+        and (child / METADATA_FILE).is_file()
+    ]
+    return sorted(found)
+
+
+def latest_version_dir(root: Path) -> Path:
+    """The folder of the highest complete version under ``root``."""
+    found = versions(root)
+    if not found:
+        raise FileNotFoundError(f"No exported model under {root} (expected {root}/<version>/{SAVED_MODEL_FILE})")
+    return root / str(found[-1])
+
+
+def resolve_model_dir(path: Path) -> Path:
+    """Accept either a version folder or a root of versions; return the version folder."""
+    if (path / SAVED_MODEL_FILE).is_file():
+        return path
+    return latest_version_dir(path)
+
+
+def read_metadata(version_dir: Path) -> dict[str, Any]:
+    return json.loads((version_dir / METADATA_FILE).read_text())

@@ -1,0 +1,143 @@
+"""The colorize pipeline: decode, prepare the model's input, put its colour on the photo, encode.
+
+Shared by the HTTP routes, the offline ``colorize`` CLI and the trainer's ``evaluate``, so all three
+produce the same pixels. The model only ever sees the photo at its native size; its chroma is scaled
+back to the photo's size and joined with the photo's own luminance, so no detail is lost.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# ITU-R BT.601, the luma PIL's convert("L") and YCbCr use: Y = 0.299 R + 0.587 G + 0.114 B.
+# RGB from (Y, Cb, Cr) with Cb, Cr centred on zero:
+_R_FROM_CR = 1.402
+_G_FROM_CB = -0.344136
+_G_FROM_CR = -0.714136
+_B_FROM_CB = 1.772
+
+OUTPUT_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
+MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+ACCEPTED_FORMATS = frozenset({"PNG", "JPEG", "WEBP", "BMP", "TIFF", "MPO", "GIF"})
+
+
+class BadImage(ValueError):
+    """An upload that cannot be colorized. ``kind`` is a short machine-readable reason."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+def decode_image(data: bytes, *, max_pixels: int) -> Image.Image:
+    """Decode an upload into an upright grayscale (``L``) image, or raise ``BadImage``.
+
+    Colour uploads are reduced to their luminance; CMYK, 16-bit, palette and alpha images are
+    converted; EXIF orientation is applied; animated images give their first frame.
+    """
+    if not data:
+        raise BadImage("empty_file", "The uploaded file is empty.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            if image.format not in ACCEPTED_FORMATS:
+                raise BadImage(
+                    "unsupported_format",
+                    f"Unsupported image format {image.format}; send PNG, JPEG, WebP, BMP or TIFF.",
+                )
+            width, height = image.size
+            if width * height > max_pixels:
+                raise BadImage(
+                    "too_many_pixels",
+                    f"The image has {width}x{height} = {width * height} pixels; the limit is {max_pixels}.",
+                )
+            image.seek(0)  # first frame of an animation
+            image.load()
+    except BadImage:
+        raise
+    except UnidentifiedImageError:
+        raise BadImage("not_an_image", "The file is not an image this service can read.") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise BadImage("too_many_pixels", "The image declares more pixels than this service accepts.") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        raise BadImage("corrupt_image", f"The image is truncated or corrupt: {error}") from None
+    return to_grayscale(ImageOps.exif_transpose(image))
+
+
+def to_grayscale(image: Image.Image) -> Image.Image:
+    """Any PIL mode to 8-bit luminance, compositing transparency onto white."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16/32-bit integer: scale the full range down to 8 bits rather than clipping at 255.
+        array = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if array.max(initial=0) > 255 else 255.0
+        return Image.fromarray(np.clip(array / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    if image.mode == "F":
+        array = np.asarray(image, dtype=np.float64)
+        peak = max(array.max(initial=0.0), 1.0)
+        return Image.fromarray(np.clip(array / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, rgba)
+    if image.mode == "CMYK":
+        image = image.convert("RGB")
+    return image.convert("L")
+
+
+def model_input(gray: Image.Image, size: int) -> np.ndarray:
+    """The model's input for one photo: ``(size, size, 1)`` float32 in [0, 1]."""
+    resized = gray.resize((size, size), Image.Resampling.BICUBIC)
+    return (np.asarray(resized, dtype=np.float32) / 255.0)[..., None]
+
+
+def apply_chroma(gray: Image.Image, rgb: np.ndarray) -> Image.Image:
+    """Join the model's colour with the photo's own luminance, at the photo's size.
+
+    ``rgb`` is the model's ``(h, w, 3)`` output in [0, 1] at any size. Its chroma (Cb, Cr) is
+    resized to the photo, then each pixel's chroma is shrunk just enough that no channel clips, so
+    the result's luminance equals the input's to within rounding.
+    """
+    small = Image.fromarray(np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8), "RGB")
+    _, cb, cr = small.convert("YCbCr").split()
+    cb = np.asarray(cb.resize(gray.size, Image.Resampling.BICUBIC), dtype=np.float32) - 128.0
+    cr = np.asarray(cr.resize(gray.size, Image.Resampling.BICUBIC), dtype=np.float32) - 128.0
+    luma = np.asarray(gray, dtype=np.float32)
+
+    offsets = np.stack(
+        [_R_FROM_CR * cr, _G_FROM_CB * cb + _G_FROM_CR * cr, _B_FROM_CB * cb], axis=-1
+    )  # (H, W, 3): each channel's distance from the luma
+    headroom = np.where(offsets > 0, 255.0 - luma[..., None], luma[..., None])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        limits = np.where(np.abs(offsets) > 1e-6, headroom / np.abs(offsets), np.inf)
+    scale = np.clip(limits.min(axis=-1, keepdims=True), 0.0, 1.0)
+    colour = luma[..., None] + offsets * scale
+    return Image.fromarray(np.clip(colour + 0.5, 0, 255).astype(np.uint8), "RGB")
+
+
+def encode_image(image: Image.Image, fmt: str) -> bytes:
+    """Encode to ``png``, ``jpeg`` or ``webp``."""
+    if fmt not in OUTPUT_FORMATS:
+        raise ValueError(f"Unknown output format {fmt!r}; choose one of {sorted(OUTPUT_FORMATS)}")
+    buffer = io.BytesIO()
+    options = {"quality": 92} if fmt in ("jpeg", "webp") else {}
+    image.save(buffer, format=OUTPUT_FORMATS[fmt], **options)
+    return buffer.getvalue()
+
+
+Predict = Callable[[np.ndarray], np.ndarray]
+
+
+def colorize_images(grays: Sequence[Image.Image], predict: Predict, size: int) -> list[Image.Image]:
+    """Colorize grayscale photos with ``predict`` (``(B, size, size, 1)`` to ``(B, size, size, 3)``)."""
+    if not grays:
+        return []
+    batch = np.stack([model_input(gray, size) for gray in grays])
+    rgb = predict(batch)
+    return [apply_chroma(gray, colour) for gray, colour in zip(grays, rgb)]

@@ -1,0 +1,1 @@
+"""Colorizer's trainer: dataset builder, GAN models, training loop, export and evaluation."""
