@@ -1,0 +1,81 @@
+"""Our generator against the seed's: FLOPs per 200x200 image and training images/s, in one run.
+
+    python bench/bench_models.py [--steps 3] [--batch-size 4] [--threads N]
+
+FLOPs are counted from the graph; images/s is measured here, one architecture after the other on
+the same machine and data, so only the ratio between them is meaningful.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from trainer.architectures import ARCH_NAMES, get_architecture  # noqa: E402
+from trainer.config import TrainConfig  # noqa: E402
+from trainer.flops import count_flops  # noqa: E402
+from trainer.train import GANTrainer, configure_runtime  # noqa: E402
+from trainer import data  # noqa: E402
+
+SIZE = 200
+
+
+def make_dataset(root: Path, count: int) -> Path:
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for index in range(count):
+            colour = Image.fromarray(rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8), "RGB")
+            for suffix, image in (("y", colour), ("x", colour.convert("L"))):
+                folder = root / f"{split}_{suffix}"
+                folder.mkdir(parents=True, exist_ok=True)
+                image.save(folder / f"{index:03d}.png")
+    return root
+
+
+def training_rate(arch: str, dataset: Path, *, batch_size: int, steps: int, threads: int | None) -> float:
+    config = TrainConfig(data=dataset, arch=arch, batch_size=batch_size, run_dir=dataset / f"run_{arch}", threads=threads)
+    configure_runtime(config)
+    trainer = GANTrainer(config)
+    pairs = data.decoded_pairs(dataset, "train")
+    batches = list(data.training_batches(pairs, batch_size=batch_size, epoch=0, seed=0, flips=False))
+    trainer.train_step(batches[0])  # trace and warm up
+    start = time.perf_counter()
+    for step in range(steps):
+        trainer.train_step(batches[step % len(batches)])["g/total"].numpy()
+    return steps * batch_size / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as folder:
+        dataset = make_dataset(Path(folder), args.batch_size * 2)
+        rows = {}
+        for arch in ARCH_NAMES:
+            generator = get_architecture(arch).build_generator()
+            rows[arch] = (
+                count_flops(generator, (SIZE, SIZE, 1)) / 1e9,
+                generator.count_params() / 1e6,
+                training_rate(arch, dataset, batch_size=args.batch_size, steps=args.steps, threads=args.threads),
+            )
+    print(f"{'arch':<6} {'GFLOPs/img':>10} {'params (M)':>10} {'train img/s':>11}")
+    for arch, (gflops, params, rate) in rows.items():
+        print(f"{arch:<6} {gflops:>10.2f} {params:>10.2f} {rate:>11.2f}")
+    seed, ours = rows["seed"], rows["unet"]
+    print(f"unet/seed: {ours[0] / seed[0]:.3f}x the FLOPs, {ours[2] / seed[2]:.1f}x the training images/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from trainer import metrics
+from trainer.evaluate import (
+    GRID_LABELS,
+    GRID_ROWS,
+    evaluate,
+    evaluate_gray_baseline,
+    find_test_pairs,
+    format_table,
+)
+from trainer.evaluate_cli import app
+from trainer.samples import GAP, LABEL_HEIGHT
+
+SIDE = 32
+SEPIA = (1.0, 0.8, 0.6)
+
+
+def truth_image(index: int, colourful: bool) -> Image.Image:
+    """A smooth test photo; the colourful ones have red and green ramps and a per-photo blue."""
+    ramp = np.linspace(0, 255, SIDE)
+    red, green = np.meshgrid(ramp, ramp)
+    blue = np.full((SIDE, SIDE), 40.0 * index)
+    channels = [red, green, blue] if colourful else [red, red, red]
+    return Image.fromarray(np.stack(channels, axis=-1).round().astype(np.uint8), "RGB")
+
+
+def write_dataset(root: Path, count: int, colourful: bool) -> Path:
+    """``root/test_y`` photos and their grayscale twins in ``root/test_x``, as the dataset builder makes them."""
+    for folder in ("test_x", "test_y"):
+        (root / folder).mkdir(parents=True)
+    for index in range(count):
+        truth = truth_image(index, colourful)
+        truth.save(root / "test_y" / f"photo{index}.png")
+        truth.convert("L").save(root / "test_x" / f"photo{index}.png")
+    return root
+
+
+@pytest.fixture
+def colour_data(tmp_path: Path) -> Path:
+    return write_dataset(tmp_path / "colour", count=5, colourful=True)
+
+
+@pytest.fixture
+def gray_data(tmp_path: Path) -> Path:
+    return write_dataset(tmp_path / "gray", count=3, colourful=False)
+
+
+def test_a_perfect_prediction_of_gray_truth_scores_perfectly(
+    tiny_model_dir: Callable[..., Path], gray_data: Path
+) -> None:
+    result = evaluate(tiny_model_dir(), gray_data)
+    assert result["images"] == 3
+    assert result["psnr"] == metrics.PSNR_CAP_DB
+    assert result["ssim"] == pytest.approx(1.0)
+    assert result["ciede2000"] == pytest.approx(0.0, abs=1e-9)
+    assert result["palette_js"] == pytest.approx(0.0, abs=1e-12)
+    assert result["colorfulness"] == pytest.approx(0.0)
+    assert math.isnan(result["colorfulness_ratio"])  # the truth has no colour to compare with
+
+
+def test_gray_baseline_has_no_colour_and_a_different_palette(colour_data: Path) -> None:
+    result = evaluate_gray_baseline(colour_data)
+    assert result["colorfulness"] == pytest.approx(0.0)
+    assert result["colorfulness_ratio"] == pytest.approx(0.0)
+    assert result["truth_colorfulness"] > 10
+    assert 0.3 < result["palette_js"] <= 1.0
+    assert result["ciede2000"] > 1.0
+    assert 0 < result["psnr"] < metrics.PSNR_CAP_DB
+
+
+def test_a_model_that_adds_no_colour_scores_exactly_like_the_gray_baseline(
+    tiny_model_dir: Callable[..., Path], colour_data: Path
+) -> None:
+    assert evaluate(tiny_model_dir(), colour_data, batch_size=2) == pytest.approx(
+        evaluate_gray_baseline(colour_data)
+    )
+
+
+def test_a_tinting_model_adds_colour_that_the_gray_baseline_lacks(
+    tiny_model_dir: Callable[..., Path], colour_data: Path
+) -> None:
+    tinted = evaluate(tiny_model_dir(tint=SEPIA), colour_data)
+    gray = evaluate_gray_baseline(colour_data)
+    assert tinted["colorfulness"] > 1.0
+    assert tinted["truth_colorfulness"] == pytest.approx(gray["truth_colorfulness"])
+    assert tinted["palette_js"] != pytest.approx(gray["palette_js"])
+
+
+def test_limit_scores_only_the_first_photos(tiny_model_dir: Callable[..., Path], colour_data: Path) -> None:
+    assert evaluate(tiny_model_dir(), colour_data, limit=2)["images"] == 2
+    assert [pair.gray_path.name for pair in find_test_pairs(colour_data, limit=2)] == ["photo0.png", "photo1.png"]
+
+
+def test_grid_shows_gray_model_and_truth_side_by_side(
+    tiny_model_dir: Callable[..., Path], tmp_path: Path
+) -> None:
+    data = write_dataset(tmp_path / "many", count=GRID_ROWS + 2, colourful=True)
+    grid_path = tmp_path / "grid.png"
+    evaluate(tiny_model_dir(tint=SEPIA), data, grid_path=grid_path)
+    with Image.open(grid_path) as grid:
+        columns = len(GRID_LABELS)
+        assert grid.size == (
+            columns * SIDE + (columns - 1) * GAP,
+            LABEL_HEIGHT + GRID_ROWS * SIDE + (GRID_ROWS - 1) * GAP,
+        )
+        first_truth = grid.crop((2 * (SIDE + GAP), LABEL_HEIGHT, 2 * (SIDE + GAP) + SIDE, LABEL_HEIGHT + SIDE))
+        assert np.array_equal(np.asarray(first_truth), np.asarray(truth_image(0, colourful=True)))
+
+
+def test_missing_truth_twin_is_reported(colour_data: Path) -> None:
+    (colour_data / "test_y" / "photo3.png").unlink()
+    with pytest.raises(FileNotFoundError, match="photo3.png"):
+        evaluate_gray_baseline(colour_data)
+
+
+def test_empty_test_split_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "test_x").mkdir()
+    with pytest.raises(FileNotFoundError, match="no \\*.png"):
+        evaluate_gray_baseline(tmp_path)
+
+
+def test_format_table_has_a_row_per_result_and_marks_missing_values() -> None:
+    rows = {
+        "ours": {"psnr": 24.5, "ssim": 0.91, "palette_js": 0.12, "colorfulness_ratio": math.nan},
+        "gray": {"psnr": 22.0},
+    }
+    lines = format_table(rows).splitlines()
+    assert len(lines) == 2 + len(rows)
+    assert lines[0].startswith("| |") and "PSNR" in lines[0]
+    assert lines[2].startswith("| ours | n/a | 24.50 | 0.910 |")
+    assert lines[3].startswith("| gray | n/a | 22.00 | n/a |")
+    assert all(line.count("|") == lines[0].count("|") for line in lines)
+
+
+def test_cli_prints_the_table_and_writes_json(
+    tiny_model_dir: Callable[..., Path], colour_data: Path, tmp_path: Path
+) -> None:
+    json_path = tmp_path / "out" / "results.json"
+    args = [str(tiny_model_dir(tint=SEPIA)), str(colour_data), "--limit", "2", "--json", str(json_path)]
+    outcome = CliRunner().invoke(app, args)
+    assert outcome.exit_code == 0, outcome.output
+    assert "| tint |" in outcome.output and "| gray |" in outcome.output
+    results = json.loads(json_path.read_text())
+    assert set(results) == {"tint", "gray"}
+    assert results["tint"]["images"] == 2
+
+
+def test_cli_can_leave_out_the_gray_baseline(tiny_model_dir: Callable[..., Path], colour_data: Path) -> None:
+    outcome = CliRunner().invoke(app, [str(tiny_model_dir()), str(colour_data), "--no-baseline-gray"])
+    assert outcome.exit_code == 0, outcome.output
+    assert "| identity |" in outcome.output and "| gray |" not in outcome.output

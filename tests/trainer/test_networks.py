@@ -1,0 +1,60 @@
+"""The networks: the seed's exactly as SEED.md lists it, ours within its compute budget."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from trainer import networks
+from trainer.flops import count_flops
+
+OUR_GFLOPS_BUDGET = 6.0
+
+
+def test_seed_generator_maps_200x200_gray_to_200x200_rgb_with_the_seeds_parameter_count():
+    generator = networks.build_seed_generator()
+    assert generator.output_shape == (None, 200, 200, 3)
+    assert generator.count_params() == 1_406_403  # "1.41 M parameters"
+
+
+def test_seed_generator_costs_about_92_gflops_per_image():
+    gflops = count_flops(networks.build_seed_generator(), (200, 200, 1)) / 1e9
+    assert gflops == pytest.approx(92, rel=0.01)
+
+
+def test_seed_generator_skips_join_encoder_and_decoder_at_matching_sizes():
+    generator = networks.build_seed_generator()
+    concats = [layer for layer in generator.layers if layer.name.endswith("_concat")]
+    assert [layer.output.shape[1] for layer in concats] == [176, 184, 192]
+    assert [layer.output.shape[-1] for layer in concats] == [256, 128, 64]
+
+
+def test_seed_discriminator_outputs_one_probability_per_image():
+    discriminator = networks.build_seed_discriminator()
+    probability = discriminator(np.ones((2, 200, 200, 3), np.float32)).numpy()
+    assert probability.shape == (2, 1)
+    assert ((probability >= 0) & (probability <= 1)).all()
+    assert [layer.units for layer in discriminator.layers if hasattr(layer, "units")] == [512, 128, 16, 1]
+
+
+def test_our_generator_stays_within_its_compute_budget():
+    gflops = count_flops(networks.build_unet_generator(), (200, 200, 1)) / 1e9
+    assert gflops <= OUR_GFLOPS_BUDGET
+
+
+@pytest.mark.parametrize("height, width", [(200, 200), (64, 96), (8, 8)])
+def test_our_generator_is_fully_convolutional_over_multiples_of_8(height, width):
+    chroma = networks.build_unet_generator()(np.ones((1, height, width, 1), np.float32)).numpy()
+    assert chroma.shape == (1, height, width, 2)
+    assert np.abs(chroma).max() <= 1.0  # tanh: Lab (a, b) / AB_SCALE
+
+
+def test_patch_discriminator_judges_one_patch_per_8x8_block():
+    discriminator = networks.build_patch_discriminator()
+    logits = discriminator([np.ones((2, 64, 96, 1), np.float32), np.zeros((2, 64, 96, 2), np.float32)])
+    assert logits.shape == (2, 8, 12, 1)
+
+
+def test_unet_config_rejects_a_wrong_number_of_widths():
+    with pytest.raises(ValueError, match="Received: widths"):
+        networks.UNetConfig(widths=(8, 16))

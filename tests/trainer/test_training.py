@@ -1,0 +1,109 @@
+"""Training: both architectures learn for an epoch, survive a kill, stop on NaN, refuse mismatches."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from trainer.config import TrainConfig
+from trainer.train import ConfigMismatch, TrainingDiverged, prepare_run
+
+STEPS_PER_EPOCH = 2  # the tiny dataset's 4 training photos in batches of 2
+
+
+def _config(dataset: Path, run_dir: Path, **overrides) -> TrainConfig:
+    options = dict(data=dataset, arch="unet", epochs=1, batch_size=2, run_dir=run_dir, threads=2, sample_every=1)
+    return TrainConfig(**{**options, **overrides})
+
+
+@pytest.mark.parametrize("arch", ["unet", "seed"])
+def test_each_architecture_trains_an_epoch_and_checkpoints_it(arch, tiny_dataset, tmp_path):
+    trainer = prepare_run(_config(tiny_dataset, tmp_path / "run", arch=arch))
+    before = [weights.copy() for weights in trainer.generator.get_weights()]
+
+    result = trainer.fit()
+
+    assert (result.epochs_completed, result.steps) == (1, STEPS_PER_EPOCH)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, trainer.generator.get_weights()))
+    assert trainer.manager.latest_checkpoint is not None
+    assert len(list((tmp_path / "run" / "samples").glob("*.png"))) == 1
+    assert list((tmp_path / "run" / "logs").iterdir())  # TensorBoard events
+
+
+def test_a_finished_run_resumes_where_it_stopped_when_given_more_epochs(tiny_dataset, tmp_path):
+    prepare_run(_config(tiny_dataset, tmp_path / "run")).fit()
+
+    resumed = prepare_run(_config(tiny_dataset, tmp_path / "run", epochs=2))
+
+    assert int(resumed.epoch) == 1
+    assert resumed.fit().steps == 2 * STEPS_PER_EPOCH
+
+
+def test_a_killed_run_resumes_from_its_last_checkpoint(tiny_dataset, tmp_path):
+    run_dir = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "trainer", "train", str(tiny_dataset), "--arch", "unet",
+        "--epochs", "40", "--batch-size", "2", "--threads", "1", "--run-dir", str(run_dir), "--no-export",
+    ]  # fmt: skip
+    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint_index = run_dir / "checkpoints" / "checkpoint"
+    deadline = time.monotonic() + 300
+    while not checkpoint_index.exists() and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+    assert checkpoint_index.exists(), "the first run never wrote a checkpoint"
+    saved_step = int(tf.train.latest_checkpoint(str(run_dir / "checkpoints")).rsplit("-", 1)[1])
+    assert saved_step < 40 * STEPS_PER_EPOCH, "the run finished before it could be killed"
+
+    second = subprocess.run(command, capture_output=True, text=True, timeout=600)
+
+    assert second.returncode == 0, second.stderr
+    assert "resumed from" in second.stdout
+    assert "epoch 1/40" not in second.stderr  # it did not start over
+    final_step = int(tf.train.latest_checkpoint(str(run_dir / "checkpoints")).rsplit("-", 1)[1])
+    assert final_step == 40 * STEPS_PER_EPOCH
+
+
+def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tiny_dataset, tmp_path, monkeypatch):
+    prepare_run(_config(tiny_dataset, tmp_path / "run")).fit()
+    trainer = prepare_run(_config(tiny_dataset, tmp_path / "run", epochs=2))
+    good_checkpoint = trainer.manager.latest_checkpoint
+    honest_loss = trainer.architecture.generator_loss
+
+    def poisoned_loss(*args, **kwargs):
+        return {**honest_loss(*args, **kwargs), "total": tf.constant(float("nan"))}
+
+    monkeypatch.setattr(trainer.architecture, "generator_loss", poisoned_loss)
+
+    with pytest.raises(TrainingDiverged, match="not finite"):
+        trainer.fit()
+    assert tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints")) == good_checkpoint
+
+
+def test_the_cpu_time_budget_stops_training_and_is_counted_across_resumes(tiny_dataset, tmp_path):
+    result = prepare_run(_config(tiny_dataset, tmp_path / "run", epochs=50, time_budget_min=1e-6)).fit()
+
+    assert result.stopped_by_budget and result.steps == 1
+    again = prepare_run(_config(tiny_dataset, tmp_path / "run", epochs=50, time_budget_min=1e-6)).fit()
+    assert again.stopped_by_budget and again.steps == 1  # the budget was already spent
+
+
+def test_a_run_folder_refuses_a_different_configuration(tiny_dataset, tmp_path):
+    prepare_run(_config(tiny_dataset, tmp_path / "run"))
+
+    with pytest.raises(ConfigMismatch, match="batch_size"):
+        prepare_run(_config(tiny_dataset, tmp_path / "run", batch_size=4))
+
+
+def test_more_images_per_batch_than_the_training_split_is_refused(tiny_dataset, tmp_path):
+    with pytest.raises(ValueError, match="fewer images than one batch"):
+        prepare_run(_config(tiny_dataset, tmp_path / "run", batch_size=64)).fit()

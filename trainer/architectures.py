@@ -1,0 +1,153 @@
+"""What differs between the seed's GAN and ours, behind one interface the training step uses.
+
+An architecture says how to build its networks, what its generator learns to output from an RGB
+photo (the target), how the discriminator sees a sample, its losses, and how its generator's output
+becomes RGB for export and samples.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import keras
+import tensorflow as tf
+
+from trainer import color, losses, networks
+
+
+class Architecture(ABC):
+    name: str
+    native_size: int
+    accepts_other_sizes: bool
+    size_multiple: int
+    default_lr: float
+    default_beta_1: float
+    augment_flips: bool
+
+    @abstractmethod
+    def build_generator(self) -> keras.Model: ...
+
+    @abstractmethod
+    def build_discriminator(self) -> keras.Model: ...
+
+    @abstractmethod
+    def target(self, rgb: tf.Tensor) -> tf.Tensor:
+        """What the generator should output for this RGB photo."""
+
+    @abstractmethod
+    def discriminate(self, discriminator, gray, output, *, training: bool) -> tf.Tensor: ...
+
+    @abstractmethod
+    def generator_loss(self, fake, real, fake_score, *, global_batch_size: int) -> losses.Losses: ...
+
+    @abstractmethod
+    def discriminator_loss(self, real_score, fake_score, *, global_batch_size: int, seed) -> losses.Losses: ...
+
+    @abstractmethod
+    def to_rgb(self, gray: tf.Tensor, output: tf.Tensor) -> tf.Tensor:
+        """The generator's output as RGB ``(B, H, W, 3)`` in [0, 1]."""
+
+
+class SeedArchitecture(Architecture):
+    """The seed notebook's GAN, kept faithful as our baseline."""
+
+    name = "seed"
+    native_size = networks.SEED_SIZE
+    accepts_other_sizes = False
+    size_multiple = 1
+    default_lr = 5e-4
+    default_beta_1 = 0.9
+    augment_flips = False
+
+    def __init__(self, label_softening: float = 0.1) -> None:
+        self.label_softening = label_softening
+
+    def build_generator(self) -> keras.Model:
+        return networks.build_seed_generator()
+
+    def build_discriminator(self) -> keras.Model:
+        return networks.build_seed_discriminator()
+
+    def target(self, rgb):
+        return rgb
+
+    def discriminate(self, discriminator, gray, output, *, training):
+        return discriminator(output, training=training)
+
+    def generator_loss(self, fake, real, fake_score, *, global_batch_size):
+        return losses.seed_generator_loss(fake, real, fake_score, global_batch_size=global_batch_size)
+
+    def discriminator_loss(self, real_score, fake_score, *, global_batch_size, seed):
+        return losses.seed_discriminator_loss(
+            real_score,
+            fake_score,
+            global_batch_size=global_batch_size,
+            label_softening=self.label_softening,
+            seed=seed,
+        )
+
+    def to_rgb(self, gray, output):
+        return tf.clip_by_value(tf.cast(output, tf.float32), 0.0, 1.0)
+
+
+class UNetArchitecture(Architecture):
+    """Ours: Lab chroma from luminance, a strided U-Net and a conditional patch discriminator."""
+
+    name = "unet"
+    native_size = networks.SEED_SIZE
+    accepts_other_sizes = True
+    size_multiple = networks.UNET_MULTIPLE
+    default_lr = 2e-4
+    default_beta_1 = 0.5
+    augment_flips = True
+
+    def __init__(
+        self,
+        config: networks.UNetConfig = networks.UNetConfig(),
+        l1_weight: float = 10.0,
+        label_softening: float = 0.1,
+    ) -> None:
+        self.config = config
+        self.l1_weight = l1_weight
+        self.label_softening = label_softening
+
+    def build_generator(self) -> keras.Model:
+        return networks.build_unet_generator(self.config)
+
+    def build_discriminator(self) -> keras.Model:
+        return networks.build_patch_discriminator(self.config)
+
+    def target(self, rgb):
+        return color.rgb_to_lab(rgb)[..., 1:] / color.AB_SCALE  # (B, H, W, 2) in [-1, 1]
+
+    def discriminate(self, discriminator, gray, output, *, training):
+        return discriminator([gray, output], training=training)
+
+    def generator_loss(self, fake, real, fake_score, *, global_batch_size):
+        return losses.generator_loss(
+            fake, real, fake_score, global_batch_size=global_batch_size, l1_weight=self.l1_weight
+        )
+
+    def discriminator_loss(self, real_score, fake_score, *, global_batch_size, seed):
+        return losses.discriminator_loss(
+            real_score,
+            fake_score,
+            global_batch_size=global_batch_size,
+            label_softening=self.label_softening,
+            seed=seed,
+        )
+
+    def to_rgb(self, gray, output):
+        return color.lab_to_rgb(color.lab_from_gray_and_ab(gray, tf.cast(output, tf.float32)))
+
+
+DEFAULT_ARCH = "unet"
+ARCH_NAMES = ("seed", "unet")
+
+
+def get_architecture(name: str, *, l1_weight: float = 10.0, label_softening: float = 0.1) -> Architecture:
+    if name == "seed":
+        return SeedArchitecture(label_softening=label_softening)
+    if name == "unet":
+        return UNetArchitecture(l1_weight=l1_weight, label_softening=label_softening)
+    raise ValueError(f"Unknown architecture. Expected one of {ARCH_NAMES}. Received: arch={name!r}")

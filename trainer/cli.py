@@ -1,0 +1,101 @@
+"""``colorize-train``: wires the trainer's commands together; the work lives in the other modules."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from trainer.config import TrainConfig
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the progress bars
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Build datasets, train, export and evaluate colorizers.")
+
+
+def _dataset_app() -> typer.Typer:
+    from trainer.dataset import cli as dataset_cli
+
+    return dataset_cli.app
+
+
+app.add_typer(_dataset_app(), name="dataset", help="Build the seed's dataset from folders of photos, or scrape one.")
+
+
+def _fail(error: Exception) -> typer.Exit:
+    typer.secho(f"error: {error}", err=True, fg="red")
+    return typer.Exit(code=1)
+
+
+@app.command()
+def train(
+    data: Annotated[Path, typer.Argument(help="A dataset made by `colorize-train dataset build`.")],
+    arch: Annotated[str, typer.Option(help="`unet` (ours, the default) or `seed` (the seed's GAN).")] = "unet",
+    epochs: Annotated[int, typer.Option(help="Epochs to train in all (the seed's 200).")] = 200,
+    batch_size: Annotated[int, typer.Option(help="Images per step on each replica.")] = 32,
+    lr: Annotated[Optional[float], typer.Option(help="Adam learning rate; default: the architecture's (seed: 5e-4).")] = None,
+    l1_weight: Annotated[float, typer.Option(help="Ours: weight of the chroma L1 term against the adversarial term.")] = 10.0,
+    seed: Annotated[int, typer.Option(help="Random seed (weights, shuffling, augmentation).")] = 0,
+    run_dir: Annotated[Optional[Path], typer.Option(help="Checkpoints, logs and samples; default runs/<arch>.")] = None,
+    models_dir: Annotated[Path, typer.Option(help="Where the exported version is written.")] = Path("models/colorizer"),
+    sample_every: Annotated[int, typer.Option(help="Epochs between sample grids.")] = 5,
+    time_budget_min: Annotated[Optional[float], typer.Option(help="Stop after this much process CPU time (minutes), counted across resumes.")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="TensorFlow threads; default all cores.")] = None,
+    mixed_precision: Annotated[str, typer.Option(help="auto (on with a GPU), on or off.")] = "auto",
+    export: Annotated[bool, typer.Option(help="Export a model version when training ends.")] = True,
+) -> None:
+    """Train a GAN on DATA; rerunning the same command resumes from the last checkpoint."""
+    from trainer import workflow
+    from trainer.train import ConfigMismatch, TrainingDiverged
+
+    if mixed_precision not in ("auto", "on", "off"):
+        raise _fail(ValueError(f"--mixed-precision must be auto, on or off. Received: {mixed_precision}"))
+    try:
+        config = TrainConfig(
+            data=data,
+            arch=arch,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            l1_weight=l1_weight,
+            seed=seed,
+            run_dir=run_dir or Path("runs") / arch,
+            models_dir=models_dir,
+            sample_every=sample_every,
+            time_budget_min=time_budget_min,
+            threads=threads,
+            mixed_precision=mixed_precision,  # type: ignore[arg-type]
+        )
+        workflow.train_and_export(config, export=export)
+    except (ConfigMismatch, TrainingDiverged, FileNotFoundError, ValueError) as error:
+        raise _fail(error) from None
+
+
+@app.command("export")
+def export_command(
+    run_dir: Annotated[Path, typer.Argument(help="A training run folder (holds config.json and checkpoints/).")],
+    models_dir: Annotated[Optional[Path], typer.Option(help="Where to write the version; default: the run's.")] = None,
+    evaluate: Annotated[bool, typer.Option(help="Record test metrics in colorizer.json.")] = True,
+) -> None:
+    """Export the newest checkpoint of RUN_DIR as the next model version."""
+    from trainer import workflow
+
+    try:
+        workflow.export_run(run_dir, models_dir=models_dir, evaluate=evaluate)
+    except (FileNotFoundError, ValueError) as error:
+        raise _fail(error) from None
+
+
+def _register_evaluate() -> None:
+    from trainer.evaluate_cli import evaluate_command
+
+    app.command("evaluate")(evaluate_command)
+
+
+_register_evaluate()
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,57 @@
+"""The training configuration: one typed place, saved beside every run so it can be rebuilt."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Literal
+
+MixedPrecision = Literal["auto", "on", "off"]
+
+
+@dataclass
+class TrainConfig:
+    """Everything that shapes a training run. Defaults are the seed's where it had one."""
+
+    data: Path
+    arch: str = "unet"
+    epochs: int = 200  # the seed's
+    batch_size: int = 32
+    lr: float | None = None  # None: the architecture's default (the seed's 5e-4 for `seed`)
+    l1_weight: float = 10.0  # ours: weight of the chroma L1 against the adversarial term
+    label_softening: float = 0.1  # real labels drawn from [1 - this, 1]
+    seed: int = 0
+    run_dir: Path = Path("runs/unet")
+    models_dir: Path = Path("models/colorizer")
+    sample_every: int = 5  # epochs between sample grids
+    checkpoint_every_min: float = 10.0  # also checkpoint mid-epoch, at most this far apart
+    time_budget_min: float | None = None  # stop (and export) after this much process CPU time
+    threads: int | None = None  # TensorFlow intra/inter-op threads; None: all cores
+    mixed_precision: MixedPrecision = "auto"  # auto: on when a GPU is present
+
+    def __post_init__(self) -> None:
+        self.data, self.run_dir, self.models_dir = Path(self.data), Path(self.run_dir), Path(self.models_dir)
+        if self.epochs < 1:
+            raise ValueError(f"`epochs` must be at least 1. Received: epochs={self.epochs}")
+        if self.batch_size < 1:
+            raise ValueError(f"`batch_size` must be at least 1. Received: batch_size={self.batch_size}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {key: str(value) if isinstance(value, Path) else value for key, value in asdict(self).items()}
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_json(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> TrainConfig:
+        saved = json.loads(path.read_text())
+        known = {field.name for field in fields(cls)}
+        return cls(**{key: value for key, value in saved.items() if key in known})
+
+    # What may change between a run and its resumption without changing the model being trained.
+    RESUMABLE_CHANGES = frozenset({"epochs", "time_budget_min", "threads", "sample_every", "checkpoint_every_min", "models_dir"})
+
+    def differences(self, other: TrainConfig) -> list[str]:
+        mine, theirs = self.to_json(), other.to_json()
+        return [key for key in mine if key not in self.RESUMABLE_CHANGES and mine[key] != theirs[key]]

@@ -1,0 +1,76 @@
+"""``colorize-train dataset ...``: build the training dataset, or scrape raw photos for it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from trainer.dataset.build import PHOTOS_SOURCE_PATTERN, BuildOptions, DatasetError, Fit, build_dataset
+from trainer.dataset.scrape import ScrapeError, ScrapeOptions, scrape as scrape_categories
+
+app = typer.Typer(
+    help="Build the train/test dataset from raw photos, or scrape raw photos.", no_args_is_help=True
+)
+
+_BUILD = BuildOptions()
+_SCRAPE = ScrapeOptions()
+
+
+def _fail(error: Exception) -> NoReturn:
+    typer.echo(f"error: {error}", err=True)
+    raise typer.Exit(code=1)
+
+
+@app.command()
+def build(
+    raw: Annotated[Path, typer.Argument(help="Folder of category folders: RAW/<category>/*. Only read.")],
+    out: Annotated[Path, typer.Argument(help="Where train_x, train_y, test_x, test_y and manifest.json go.")],
+    size: Annotated[int, typer.Option(min=1, help="Side of the square output images.")] = _BUILD.size,
+    fit: Annotated[Fit, typer.Option(help="stretch (the seed's) or crop to a centre square.")] = _BUILD.fit,
+    test_per_category: Annotated[int, typer.Option(min=0, help="Images of each category in test.")] = (
+        _BUILD.test_per_category
+    ),
+    seed: Annotated[int | None, typer.Option(help="Seed for names and split; same seed, same split.")] = None,
+    group_by_source: Annotated[
+        str | None,
+        typer.Option(
+            help="Regex whose group 1 names a file's source photo; a source's files stay on one side of "
+            f"the split. For ../shared/datasets/photos: '{PHOTOS_SOURCE_PATTERN}'."
+        ),
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Replace a dataset already in OUT.")] = False,
+    workers: Annotated[int, typer.Option(min=1, help="Images processed in parallel.")] = _BUILD.workers,
+) -> None:
+    """Clean, rename, resize and split RAW's photos into OUT, with grayscale twins and a manifest."""
+    try:
+        options = BuildOptions(
+            size=size,
+            fit=fit,
+            test_per_category=test_per_category,
+            seed=seed,
+            group_by_source=group_by_source,
+            force=force,
+            workers=workers,
+        )
+        report = build_dataset(raw, out, options)
+    except (DatasetError, ValueError) as error:
+        _fail(error)
+    typer.echo(report.summary())
+
+
+@app.command()
+def scrape(
+    categories: Annotated[list[str], typer.Argument(help="Search queries; each becomes a category folder.")],
+    out: Annotated[Path, typer.Option(help="RAW folder to download into.")] = Path("raw"),
+    limit: Annotated[int, typer.Option(min=1, help="Images per category.")] = _SCRAPE.limit,
+    timeout: Annotated[int, typer.Option(min=1, help="Seconds per connection.")] = _SCRAPE.timeout,
+) -> None:
+    """Download photos from Bing into OUT/<category>/ with bing-image-downloader (the seed's step 1)."""
+    try:
+        counts = scrape_categories(categories, out, ScrapeOptions(limit=limit, timeout=timeout))
+    except (ScrapeError, ValueError) as error:
+        _fail(error)
+    for category, count in counts.items():
+        typer.echo(f"{out / category}: {count} files")

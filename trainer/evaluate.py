@@ -1,0 +1,187 @@
+"""Score a colorizer on a dataset's test split: per-image metrics, palette divergence, a picture grid.
+
+Each photo of ``DATA/test_x`` is colorized exactly as the service does it (``colorize_images``: the
+model sees it at its native size and its colour lands on the photo's own luminance) and compared
+with its twin of the same name in ``DATA/test_y``. The same loop scores the "gray input" baseline,
+which needs no model, so a results table can set a model beside doing nothing at all.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from service.model import load_model
+from service.pipeline import colorize_images, to_grayscale
+from trainer import metrics
+from trainer.samples import save_grid
+
+BATCH_SIZE = 16
+GRID_ROWS = 6
+GRID_LABELS = ("gray", "model", "truth")
+
+# The table's columns: result key, header, number format. Arrows say which way is better.
+COLUMNS = (
+    ("images", "images", "{:.0f}"),
+    ("psnr", "PSNR dB ↑", "{:.2f}"),
+    ("ssim", "SSIM ↑", "{:.3f}"),
+    ("ciede2000", "ΔE2000 ↓", "{:.2f}"),
+    ("colorfulness", "colourfulness", "{:.1f}"),
+    ("truth_colorfulness", "truth colourfulness", "{:.1f}"),
+    ("colorfulness_ratio", "colourfulness / truth", "{:.2f}"),
+    ("palette_js", "palette JS bits ↓", "{:.3f}"),
+)
+
+Colorize = Callable[[Sequence[Image.Image]], list[Image.Image]]
+
+
+@dataclass(frozen=True)
+class PhotoPair:
+    gray_path: Path  # DATA/test_x/NAME.png
+    truth_path: Path  # DATA/test_y/NAME.png
+
+
+def find_test_pairs(data_dir: Path, limit: int | None = None) -> list[PhotoPair]:
+    """The test photos of ``data_dir`` in name order, each gray copy with its colour twin."""
+    gray_dir, truth_dir = Path(data_dir) / "test_x", Path(data_dir) / "test_y"
+    gray_paths = sorted(gray_dir.glob("*.png"))
+    if not gray_paths:
+        raise FileNotFoundError(f"No test photos: {gray_dir} holds no *.png")
+    if limit is not None:
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1. Received: {limit}")
+        gray_paths = gray_paths[:limit]
+    missing = [path.name for path in gray_paths if not (truth_dir / path.name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} test photos have no twin in {truth_dir}, e.g. {missing[0]}")
+    return [PhotoPair(path, truth_dir / path.name) for path in gray_paths]
+
+
+def load_pair(pair: PhotoPair) -> tuple[Image.Image, Image.Image]:
+    """The gray photo (``L``) and its true colours (``RGB``)."""
+    with Image.open(pair.gray_path) as gray_file:
+        gray = to_grayscale(gray_file)
+    with Image.open(pair.truth_path) as truth_file:
+        truth = truth_file.convert("RGB")
+    if gray.size != truth.size:
+        raise ValueError(f"{pair.gray_path.name}: gray is {gray.size} but its twin is {truth.size}")
+    return gray, truth
+
+
+@dataclass
+class Tally:
+    """Running sums of the per-image metrics and the two palettes, for one colorizer."""
+
+    sums: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
+    images: int = 0
+    predicted_palette: metrics.PaletteHistogram = field(default_factory=metrics.PaletteHistogram)
+    true_palette: metrics.PaletteHistogram = field(default_factory=metrics.PaletteHistogram)
+
+    def add(self, prediction: Image.Image, truth: Image.Image) -> None:
+        predicted, true = np.asarray(prediction.convert("RGB")), np.asarray(truth.convert("RGB"))
+        scores = {
+            "psnr": metrics.psnr(predicted, true),
+            "ssim": metrics.ssim(predicted, true),
+            "ciede2000": metrics.ciede2000(predicted, true),
+            "colorfulness": metrics.colorfulness(predicted),
+            "truth_colorfulness": metrics.colorfulness(true),
+        }
+        for name, value in scores.items():
+            self.sums[name] += value
+        self.predicted_palette.add(predicted)
+        self.true_palette.add(true)
+        self.images += 1
+
+    def summary(self) -> dict[str, float]:
+        """Means over images; the colourfulness ratio is of the means (NaN if the truth is all gray)."""
+        if self.images == 0:
+            raise ValueError("No images were scored.")
+        means = {name: total / self.images for name, total in self.sums.items()}
+        truth_colorfulness = means["truth_colorfulness"]
+        return {
+            "images": self.images,
+            **means,
+            "colorfulness_ratio": (
+                means["colorfulness"] / truth_colorfulness if truth_colorfulness > 0 else math.nan
+            ),
+            "palette_js": self.predicted_palette.js_divergence(self.true_palette),
+        }
+
+
+def score(
+    colorize: Colorize,
+    data_dir: Path,
+    *,
+    grid_path: Path | None = None,
+    limit: int | None = None,
+    batch_size: int = BATCH_SIZE,
+    label: str = "model",
+) -> dict[str, float]:
+    """Colorize the test photos in batches with ``colorize`` and score them against the truth."""
+    pairs = find_test_pairs(data_dir, limit)
+    tally = Tally()
+    grid_rows: list[tuple[Image.Image, Image.Image, Image.Image]] = []
+    with tqdm(total=len(pairs), desc=f"evaluate {label}", unit="img") as progress:
+        for start in range(0, len(pairs), batch_size):
+            loaded = [load_pair(pair) for pair in pairs[start : start + batch_size]]
+            predictions = colorize([gray for gray, _ in loaded])
+            for (gray, truth), prediction in zip(loaded, predictions, strict=True):
+                tally.add(prediction, truth)
+                if len(grid_rows) < GRID_ROWS:
+                    grid_rows.append((gray, prediction, truth))
+            progress.update(len(loaded))
+    if grid_path is not None:
+        save_grid(grid_rows, grid_path, labels=GRID_LABELS)
+    return tally.summary()
+
+
+def evaluate(
+    model_dir: Path,
+    data_dir: Path,
+    *,
+    grid_path: Path | None = None,
+    limit: int | None = None,
+    batch_size: int = BATCH_SIZE,
+) -> dict[str, float]:
+    """Score the exported model at ``model_dir`` (a version folder or a root of versions)."""
+    model = load_model(Path(model_dir))
+    colorize = partial(colorize_images, predict=model.predict, size=model.native_size)
+    label = model.metadata.get("arch", "model")
+    return score(colorize, data_dir, grid_path=grid_path, limit=limit, batch_size=batch_size, label=label)
+
+
+def gray_as_rgb(grays: Sequence[Image.Image]) -> list[Image.Image]:
+    """The "do nothing" colorizer: each gray photo as an RGB image."""
+    return [gray.convert("RGB") for gray in grays]
+
+
+def evaluate_gray_baseline(
+    data_dir: Path, *, grid_path: Path | None = None, limit: int | None = None
+) -> dict[str, float]:
+    """Score the gray input itself as the prediction, the floor any colorizer should clear."""
+    return score(gray_as_rgb, data_dir, grid_path=grid_path, limit=limit, label="gray")
+
+
+def format_table(rows: Mapping[str, Mapping[str, float]]) -> str:
+    """A Markdown table with one row per named result (e.g. seed, ours, gray)."""
+    header = "| | " + " | ".join(title for _, title, _ in COLUMNS) + " |"
+    rule = "|---|" + "---:|" * len(COLUMNS)
+    lines = [header, rule]
+    for name, result in rows.items():
+        cells = [_cell(result.get(key), number_format) for key, _, number_format in COLUMNS]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _cell(value: float | None, number_format: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return number_format.format(value)

@@ -1,0 +1,111 @@
+"""Export a trained generator as a SavedModel version folder, per the contract in service/contract.py.
+
+The version appears whole or not at all: everything is written under a hidden temporary folder
+beside the versions, then renamed into place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from service import contract
+from trainer.architectures import Architecture
+
+FORMAT_VERSION = 1
+
+
+class ServingModule(tf.Module):
+    """Holds the generator and exposes the contract's ``gray -> rgb`` signature."""
+
+    def __init__(self, generator: keras.Model, architecture: Architecture) -> None:
+        super().__init__()
+        self.generator = generator
+        self._architecture = architecture
+        side = None if architecture.accepts_other_sizes else architecture.native_size
+        spec = tf.TensorSpec([None, side, side, 1], tf.float32, name=contract.INPUT_KEY)
+        self.serve = tf.function(self._serve, input_signature=[spec])
+
+    def _serve(self, gray: tf.Tensor) -> dict[str, tf.Tensor]:
+        output = self.generator(gray, training=False)
+        return {contract.OUTPUT_KEY: self._architecture.to_rgb(gray, output)}
+
+
+def float32_copy(generator: keras.Model, architecture: Architecture) -> keras.Model:
+    """The same weights in a float32 generator, so a model trained in mixed precision serves on CPUs."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        copy = architecture.build_generator()
+    finally:
+        keras.config.set_dtype_policy(previous)
+    copy.set_weights(generator.get_weights())
+    return copy
+
+
+def next_version(root: Path) -> int:
+    taken = [int(child.name) for child in root.iterdir() if child.name.isdigit()] if root.is_dir() else []
+    return max(taken, default=0) + 1
+
+
+Evaluator = Callable[[Path], dict[str, float]]
+
+
+def export_model(
+    generator: keras.Model,
+    architecture: Architecture,
+    models_root: Path,
+    metadata: dict[str, Any],
+    evaluate: Evaluator | None = None,
+) -> Path:
+    """Write ``models_root/<next version>/`` and return it.
+
+    ``evaluate``, if given, is run on the finished SavedModel before it is published, and its
+    metrics are recorded in ``colorizer.json``.
+    """
+    models_root.mkdir(parents=True, exist_ok=True)
+    staging = models_root / f".export-{uuid.uuid4().hex}"
+    try:
+        module = ServingModule(float32_copy(generator, architecture), architecture)
+        tf.saved_model.save(module, str(staging), signatures={contract.SIGNATURE: module.serve})
+        document = {
+            "format_version": FORMAT_VERSION,
+            "arch": architecture.name,
+            "size": architecture.native_size,
+            "accepts_other_sizes": architecture.accepts_other_sizes,
+            "size_multiple": architecture.size_multiple,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            **metadata,
+        }
+        _write_metadata(staging, document)
+        if evaluate is not None:
+            document["metrics"] = evaluate(staging)
+            _write_metadata(staging, document)
+        return _publish(staging, models_root)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _write_metadata(folder: Path, document: dict[str, Any]) -> None:
+    (folder / contract.METADATA_FILE).write_text(json.dumps(document, indent=2, default=str) + "\n")
+
+
+def _publish(staging: Path, models_root: Path) -> Path:
+    """Rename the finished folder to the next free version (retrying if another export won the race)."""
+    while True:
+        target = models_root / str(next_version(models_root))
+        try:
+            os.rename(staging, target)
+            return target
+        except OSError:
+            if not target.exists():
+                raise

@@ -1,0 +1,21 @@
+"""Count a model's floating-point operations per image, from its graph (not by timing it)."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+
+def count_flops(model: keras.Model, input_shape: tuple[int, ...]) -> int:
+    """FLOPs of one inference on a batch of one, as TensorFlow's profiler counts them (a multiply-add is 2)."""
+    specs = [tf.TensorSpec((1, *input_shape), tf.float32)]
+
+    @tf.autograph.experimental.do_not_convert
+    def forward(x):
+        return model(x, training=False)
+
+    graph = convert_variables_to_constants_v2(tf.function(forward).get_concrete_function(*specs)).graph
+    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    return tf.compat.v1.profiler.profile(graph=graph, options=options).total_float_ops

@@ -1,0 +1,68 @@
+"""Losses. Each returns its parts as a dict, so every term is logged, with ``total`` the one optimised.
+
+Per-example losses are averaged over the *global* batch (``tf.nn.compute_average_loss``) so that
+gradients summed across replicas by a distribution strategy come out right.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+Losses = dict[str, tf.Tensor]
+
+
+def _per_example_mean(values: tf.Tensor) -> tf.Tensor:
+    """Average everything but the batch axis: ``(B, ...)`` -> ``(B,)``."""
+    return tf.reduce_mean(tf.reshape(values, [tf.shape(values)[0], -1]), axis=-1)
+
+
+def _bce(labels: tf.Tensor, predictions: tf.Tensor, *, from_logits: bool) -> tf.Tensor:
+    if from_logits:
+        values = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=predictions)
+    else:
+        values = tf.keras.backend.binary_crossentropy(labels, predictions)
+    return _per_example_mean(values)
+
+
+def _average(per_example: tf.Tensor, global_batch_size: int) -> tf.Tensor:
+    return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
+
+
+# --- the seed's: the generator learns from MSE alone; the discriminator never reaches it --------
+
+
+def seed_generator_loss(fake_rgb, real_rgb, fake_score, *, global_batch_size: int) -> Losses:
+    mse = _average(_per_example_mean(tf.square(fake_rgb - real_rgb)), global_batch_size)
+    return {"total": mse, "mse": mse}
+
+
+def seed_discriminator_loss(
+    real_score, fake_score, *, global_batch_size: int, label_softening: float, seed: tf.Tensor
+) -> Losses:
+    """BCE(real -> 1) + BCE(fake -> 0), real labels softened by up to ``label_softening``."""
+    softening = tf.random.stateless_uniform(tf.shape(real_score), seed, maxval=label_softening)
+    real = _average(_bce(1.0 - softening, real_score, from_logits=False), global_batch_size)
+    fake = _average(_bce(tf.zeros_like(fake_score), fake_score, from_logits=False), global_batch_size)
+    return {"total": real + fake, "real": real, "fake": fake}
+
+
+# --- ours: L1 on chroma plus a non-saturating adversarial term that reaches the generator -------
+
+
+def generator_loss(
+    fake_chroma, real_chroma, fake_logits, *, global_batch_size: int, l1_weight: float
+) -> Losses:
+    l1 = _average(_per_example_mean(tf.abs(fake_chroma - real_chroma)), global_batch_size)
+    adversarial = _average(
+        _bce(tf.ones_like(fake_logits), fake_logits, from_logits=True), global_batch_size
+    )
+    return {"total": l1_weight * l1 + adversarial, "l1": l1, "adversarial": adversarial}
+
+
+def discriminator_loss(
+    real_logits, fake_logits, *, global_batch_size: int, label_softening: float, seed: tf.Tensor
+) -> Losses:
+    real_label = tf.ones_like(real_logits) * (1.0 - label_softening)  # one-sided label smoothing
+    real = _average(_bce(real_label, real_logits, from_logits=True), global_batch_size)
+    fake = _average(_bce(tf.zeros_like(fake_logits), fake_logits, from_logits=True), global_batch_size)
+    return {"total": 0.5 * (real + fake), "real": real, "fake": fake}

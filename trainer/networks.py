@@ -1,0 +1,151 @@
+"""The generators and discriminators, each built by one function.
+
+``seed``: the seed notebook's GAN layer for layer (see shared/SEED.md), unpadded and unstrided.
+``unet``: our default, a strided U-Net that predicts Lab chroma from luminance at a small fraction
+of the seed's compute, and a conditional patch discriminator that judges (gray, chroma) pairs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+import tensorflow as tf
+from keras import layers
+
+SEED_SIZE = 200
+
+
+# --- the seed's GAN ---------------------------------------------------------------------------
+
+
+def build_seed_generator(size: int = SEED_SIZE) -> keras.Model:
+    """Gray ``(B, 200, 200, 1)`` in [0, 1] to RGB ``(B, 200, 200, 3)`` (ReLU, so >= 0)."""
+
+    def conv(x, filters, kernel, name):
+        x = layers.Conv2D(filters, kernel, name=name)(x)
+        return layers.LeakyReLU(name=f"{name}_lrelu")(x)
+
+    def deconv(x, filters, kernel, name):
+        return layers.Conv2DTranspose(filters, kernel, activation="relu", name=name)(x)
+
+    gray = layers.Input((size, size, 1), name="gray")
+    x = gray
+    skips = []
+    for block, (narrow, wide) in enumerate([(16, 32), (32, 64), (64, 128)], start=1):
+        x = conv(x, narrow, 5, f"enc{block}_a")
+        x = conv(x, wide, 3, f"enc{block}_b")
+        x = conv(x, wide, 3, f"enc{block}_c")
+        skips.append(x)
+    x = layers.Conv2D(128, 3, padding="same", activation="tanh", name="bottleneck")(x)
+    for block, (wide, narrow) in enumerate([(128, 64), (64, 32), (32, 3)], start=1):
+        x = layers.Concatenate(name=f"dec{block}_concat")([x, skips.pop()])
+        x = deconv(x, wide, 3, f"dec{block}_a")
+        x = deconv(x, wide, 3, f"dec{block}_b")
+        x = deconv(x, narrow, 5, f"dec{block}_c")
+    return keras.Model(gray, x, name="seed_generator")
+
+
+def build_seed_discriminator(size: int = SEED_SIZE) -> keras.Model:
+    """RGB ``(B, 200, 200, 3)`` to the probability ``(B, 1)`` that it is a real photo."""
+    rgb = layers.Input((size, size, 3), name="rgb")
+    x = rgb
+    for filters, kernel in [(32, 7), (64, 5), (128, 3), (256, 3)]:
+        x = layers.Conv2D(filters, kernel, activation="relu", name=f"conv{filters}_a")(x)
+        x = layers.Conv2D(filters, kernel, activation="relu", name=f"conv{filters}_b")(x)
+        x = layers.MaxPooling2D(2, name=f"pool{filters}")(x)
+    x = layers.Flatten(name="flatten")(x)
+    for units in (512, 128, 16):
+        x = layers.Dense(units, activation="relu", name=f"dense{units}")(x)
+    probability = layers.Dense(1, activation="sigmoid", dtype="float32", name="real")(x)
+    return keras.Model(rgb, probability, name="seed_discriminator")
+
+
+# --- ours: a strided U-Net on Lab chroma -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    """The shape of the default generator.
+
+    widths: channels at full, 1/2, 1/4 and 1/8 resolution.
+    bottleneck_dilations: dilated 3x3 convolutions at 1/8 resolution; they give the network a
+        receptive field of most of a 200x200 photo (sky above, grass below) at little cost.
+    Chroma is predicted at half resolution and upsampled: colour varies slowly, and the service
+    joins it with full-resolution luminance anyway.
+    """
+
+    widths: tuple[int, int, int, int] = (16, 32, 64, 128)
+    bottleneck_dilations: tuple[int, ...] = (1, 2, 4)
+    discriminator_widths: tuple[int, ...] = (32, 64, 128)
+
+    def __post_init__(self) -> None:
+        if len(self.widths) != 4 or min(self.widths) < 1:
+            raise ValueError(f"`widths` must be 4 positive channel counts. Received: widths={self.widths}")
+
+
+UNET_MULTIPLE = 8  # three stride-2 stages: input sides must divide by 8
+
+
+class Upsample2x(layers.Layer):
+    """Bilinear 2x upsampling that also works when H and W are unknown until run time
+    (Keras' UpSampling2D needs them at trace time, which an any-size SavedModel signature lacks)."""
+
+    def call(self, x):
+        size = tf.shape(x)[1:3] * 2
+        return tf.cast(tf.image.resize(x, size, method="bilinear"), x.dtype)
+
+
+def _conv_bn_relu(x, filters: int, name: str, *, strides: int = 1, dilation: int = 1):
+    x = layers.Conv2D(
+        filters, 3, strides=strides, dilation_rate=dilation, padding="same", use_bias=False, name=name
+    )(x)
+    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    return layers.ReLU(name=f"{name}_relu")(x)
+
+
+def build_unet_generator(config: UNetConfig = UNetConfig()) -> keras.Model:
+    """Gray ``(B, H, W, 1)`` in [0, 1] to chroma ``(B, H, W, 2)``: Lab (a, b) / AB_SCALE in [-1, 1].
+
+    Fully convolutional: H and W may be any multiples of 8.
+    """
+    full, half, quarter, eighth = config.widths
+    gray = layers.Input((None, None, 1), name="gray")
+    x = layers.Rescaling(2.0, offset=-1.0, name="center")(gray)  # [0, 1] -> [-1, 1]
+
+    e1 = _conv_bn_relu(x, full, "enc1")  # (B, H, W, full)
+    e2 = _conv_bn_relu(e1, half, "enc2_down", strides=2)
+    e2 = _conv_bn_relu(e2, half, "enc2")  # (B, H/2, W/2, half)
+    e3 = _conv_bn_relu(e2, quarter, "enc3_down", strides=2)
+    e3 = _conv_bn_relu(e3, quarter, "enc3")  # (B, H/4, W/4, quarter)
+    x = _conv_bn_relu(e3, eighth, "enc4_down", strides=2)
+    bottleneck_in = x
+    for dilation in config.bottleneck_dilations:
+        x = _conv_bn_relu(x, eighth, f"bottleneck_d{dilation}", dilation=dilation)
+    x = layers.Add(name="bottleneck_residual")([x, bottleneck_in])  # (B, H/8, W/8, eighth)
+
+    x = Upsample2x(name="dec3_up")(x)
+    x = _conv_bn_relu(layers.Concatenate(name="dec3_concat")([x, e3]), quarter, "dec3")
+    x = Upsample2x(name="dec2_up")(x)
+    x = _conv_bn_relu(layers.Concatenate(name="dec2_concat")([x, e2]), half, "dec2")
+    chroma = layers.Conv2D(2, 1, activation="tanh", dtype="float32", name="chroma_half")(x)
+    chroma = Upsample2x(dtype="float32", name="chroma")(chroma)
+    return keras.Model(gray, chroma, name="unet_generator")
+
+
+def build_patch_discriminator(config: UNetConfig = UNetConfig()) -> keras.Model:
+    """A pix2pix-style patch discriminator on (gray, chroma) pairs.
+
+    Returns logits ``(B, H/8, W/8, 1)``: one real/fake judgement per ~40x40 patch, so it rewards
+    plausible local colour rather than one global guess.
+    """
+    gray = layers.Input((None, None, 1), name="gray")
+    chroma = layers.Input((None, None, 2), name="chroma")
+    x = layers.Concatenate(name="pair")([layers.Rescaling(2.0, offset=-1.0, name="center")(gray), chroma])
+    for index, filters in enumerate(config.discriminator_widths):
+        x = layers.Conv2D(filters, 4, strides=2, padding="same", name=f"down{index}")(x)
+        if index > 0:
+            x = layers.BatchNormalization(name=f"down{index}_bn")(x)
+        x = layers.LeakyReLU(0.2, name=f"down{index}_lrelu")(x)
+    logits = layers.Conv2D(1, 3, padding="same", dtype="float32", name="patch_logits")(x)
+    return keras.Model([gray, chroma], logits, name="patch_discriminator")

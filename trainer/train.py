@@ -1,0 +1,271 @@
+"""The GAN training loop: distributed train step, resumable checkpoints, progress, samples.
+
+Rerunning the same command resumes from the last checkpoint, even mid-epoch: each epoch's shuffle
+is seeded by its number, so the batches already trained on are skipped exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+from tqdm import tqdm
+
+from trainer import data, samples
+from trainer.architectures import Architecture, get_architecture
+from trainer.config import TrainConfig
+
+SAMPLE_COUNT = 8  # test photos in each sample grid
+CHECKPOINTS_KEPT = 3
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class ConfigMismatch(ValueError):
+    """The run folder holds a run with a different configuration."""
+
+
+@dataclass
+class TrainResult:
+    epochs_completed: int
+    steps: int
+    cpu_minutes: float
+    stopped_by_budget: bool
+
+
+def choose_strategy() -> tf.distribute.Strategy:
+    """TensorFlow's own distribution: several machines from TF_CONFIG, else all local GPUs."""
+    if "TF_CONFIG" in os.environ and json.loads(os.environ["TF_CONFIG"]).get("cluster"):
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if len(tf.config.list_physical_devices("GPU")) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def configure_runtime(config: TrainConfig) -> None:
+    """Threads and precision; must run before any model is built."""
+    if config.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(config.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(config.threads)
+    has_gpu = bool(tf.config.list_physical_devices("GPU"))
+    use_mixed = config.mixed_precision == "on" or (config.mixed_precision == "auto" and has_gpu)
+    keras.config.set_dtype_policy("mixed_float16" if use_mixed else "float32")
+    keras.utils.set_random_seed(config.seed)
+
+
+class GANTrainer:
+    def __init__(self, config: TrainConfig) -> None:
+        self.config = config
+        self.architecture: Architecture = get_architecture(
+            config.arch, l1_weight=config.l1_weight, label_softening=config.label_softening
+        )
+        self.strategy = choose_strategy()
+        self.global_batch_size = config.batch_size * self.strategy.num_replicas_in_sync
+        lr = config.lr if config.lr is not None else self.architecture.default_lr
+        with self.strategy.scope():
+            self.generator = self.architecture.build_generator()
+            self.discriminator = self.architecture.build_discriminator()
+            self.generator_optimizer = self._optimizer(lr)
+            self.discriminator_optimizer = self._optimizer(lr)
+            # Built now, not at the first step, so a checkpoint restores into them immediately.
+            self.generator_optimizer.build(self.generator.trainable_variables)
+            self.discriminator_optimizer.build(self.discriminator.trainable_variables)
+            self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+            self.step_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="step_in_epoch")
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+            self.cpu_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="cpu_seconds")
+        self.checkpoint = tf.train.Checkpoint(
+            generator=self.generator,
+            discriminator=self.discriminator,
+            generator_optimizer=self.generator_optimizer,
+            discriminator_optimizer=self.discriminator_optimizer,
+            epoch=self.epoch,
+            step_in_epoch=self.step_in_epoch,
+            step=self.step,
+            cpu_seconds=self.cpu_seconds,
+        )
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, str(config.run_dir / "checkpoints"), max_to_keep=CHECKPOINTS_KEPT
+        )
+
+    def _optimizer(self, lr: float) -> keras.optimizers.Optimizer:
+        optimizer = keras.optimizers.Adam(lr, beta_1=self.architecture.default_beta_1)
+        if keras.config.dtype_policy().name == "mixed_float16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        return optimizer
+
+    # --- one step -------------------------------------------------------------------------------
+
+    def _replica_step(self, gray: tf.Tensor, rgb: tf.Tensor) -> dict[str, tf.Tensor]:
+        arch = self.architecture
+        target = arch.target(rgb)
+        with tf.GradientTape() as generator_tape, tf.GradientTape() as discriminator_tape:
+            fake = self.generator(gray, training=True)
+            real_score = arch.discriminate(self.discriminator, gray, target, training=True)
+            fake_score = arch.discriminate(self.discriminator, gray, fake, training=True)
+            generator_losses = arch.generator_loss(
+                fake, target, fake_score, global_batch_size=self.global_batch_size
+            )
+            discriminator_losses = arch.discriminator_loss(
+                real_score,
+                fake_score,
+                global_batch_size=self.global_batch_size,
+                seed=tf.stack([self.step, tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int64)]),
+            )
+        self._apply(generator_tape, generator_losses["total"], self.generator, self.generator_optimizer)
+        self._apply(
+            discriminator_tape, discriminator_losses["total"], self.discriminator, self.discriminator_optimizer
+        )
+        return {
+            **{f"g/{name}": value for name, value in generator_losses.items()},
+            **{f"d/{name}": value for name, value in discriminator_losses.items()},
+        }
+
+    @staticmethod
+    def _apply(tape: tf.GradientTape, loss: tf.Tensor, model: keras.Model, optimizer) -> None:
+        scaled = optimizer.scale_loss(loss) if hasattr(optimizer, "scale_loss") else loss
+        gradients = tape.gradient(scaled, model.trainable_variables)
+        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+
+    @tf.function
+    def train_step(self, batch) -> dict[str, tf.Tensor]:
+        per_replica = self.strategy.run(self._replica_step, args=batch)
+        return {
+            name: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+            for name, value in per_replica.items()
+        }
+
+    # --- the loop -------------------------------------------------------------------------------
+
+    def restore(self) -> bool:
+        """Resume from the newest checkpoint, if any. Returns whether one was found."""
+        if self.manager.restore_or_initialize() is None:
+            return False
+        tqdm.write(
+            f"resumed from {self.manager.latest_checkpoint}: epoch {int(self.epoch) + 1}, "
+            f"{int(self.step_in_epoch)} steps into it, {float(self.cpu_seconds) / 60:.1f} CPU-minutes so far"
+        )
+        return True
+
+    def fit(self) -> TrainResult:
+        config = self.config
+        pairs = data.decoded_pairs(config.data, "train")
+        steps_per_epoch = int(pairs.cardinality()) // config.batch_size
+        if steps_per_epoch == 0:
+            raise ValueError(
+                f"The training split has fewer images than one batch. Received: batch_size={config.batch_size}"
+            )
+        writer = tf.summary.create_file_writer(str(config.run_dir / "logs"))
+        sample_gray, sample_rgb = data.sample_batch(config.data, SAMPLE_COUNT)
+        stopped_by_budget = False
+        last_save = time.monotonic()
+        cpu_mark = time.process_time()
+
+        while int(self.epoch) < config.epochs and not stopped_by_budget:
+            epoch = int(self.epoch)
+            skip = int(self.step_in_epoch)
+            batches = data.training_batches(
+                pairs,
+                batch_size=self.global_batch_size,
+                epoch=epoch,
+                seed=config.seed,
+                flips=self.architecture.augment_flips,
+            ).skip(skip)
+            batches = self.strategy.experimental_distribute_dataset(batches)
+            progress = tqdm(
+                total=steps_per_epoch * self.global_batch_size,
+                initial=skip * self.global_batch_size,
+                desc=f"epoch {epoch + 1}/{config.epochs}",
+                unit="img",
+                dynamic_ncols=True,
+            )
+            for batch in batches:
+                losses = {name: float(value) for name, value in self.train_step(batch).items()}
+                self._check_finite(losses)
+                self.step.assign_add(1)
+                self.step_in_epoch.assign_add(1)
+                now = time.process_time()
+                self.cpu_seconds.assign_add(now - cpu_mark)
+                cpu_mark = now
+                progress.update(self.global_batch_size)
+                progress.set_postfix({name: f"{value:.4f}" for name, value in losses.items() if name.endswith("total")})
+                self._log_scalars(writer, losses, progress)
+                if self._over_budget():
+                    stopped_by_budget = True
+                    break
+                if time.monotonic() - last_save > config.checkpoint_every_min * 60:
+                    self.manager.save(checkpoint_number=self.step)
+                    last_save = time.monotonic()
+            progress.close()
+            if not stopped_by_budget:
+                self.epoch.assign_add(1)
+                self.step_in_epoch.assign(0)
+            self.manager.save(checkpoint_number=self.step)
+            last_save = time.monotonic()
+            if stopped_by_budget or int(self.epoch) % config.sample_every == 0 or int(self.epoch) == config.epochs:
+                self.save_samples(sample_gray, sample_rgb)
+        writer.flush()
+        return TrainResult(
+            epochs_completed=int(self.epoch),
+            steps=int(self.step),
+            cpu_minutes=float(self.cpu_seconds) / 60,
+            stopped_by_budget=stopped_by_budget,
+        )
+
+    def _over_budget(self) -> bool:
+        budget = self.config.time_budget_min
+        return budget is not None and float(self.cpu_seconds) >= budget * 60
+
+    def _check_finite(self, losses: dict[str, float]) -> None:
+        bad = [name for name, value in losses.items() if not math.isfinite(value)]
+        if bad:
+            raise TrainingDiverged(
+                f"Loss {', '.join(bad)} is not finite at step {int(self.step) + 1} (epoch {int(self.epoch) + 1}); "
+                f"stopped without saving. The last good checkpoint is in {self.manager.directory}: "
+                "resume with a lower --lr."
+            )
+
+    def _log_scalars(self, writer, losses: dict[str, float], progress: tqdm) -> None:
+        with writer.as_default(step=int(self.step)):
+            for name, value in losses.items():
+                tf.summary.scalar(name, value)
+            rate = progress.format_dict.get("rate")
+            if rate:
+                tf.summary.scalar("images_per_second", rate)
+
+    def save_samples(self, gray: tf.Tensor, rgb: tf.Tensor) -> Path:
+        """A PNG grid of test photos: gray | ours | truth."""
+        predicted = self.architecture.to_rgb(gray, self.generator(gray, training=False)).numpy()
+        rows = [
+            [samples.to_image(g), samples.to_image(p), samples.to_image(t)]
+            for g, p, t in zip(gray.numpy(), predicted, rgb.numpy())
+        ]
+        path = self.config.run_dir / "samples" / f"epoch_{int(self.epoch):04d}_step_{int(self.step):06d}.png"
+        return samples.save_grid(rows, path, labels=("gray", self.architecture.name, "truth"))
+
+
+def prepare_run(config: TrainConfig) -> GANTrainer:
+    """Check the run folder agrees with ``config``, save the config, build and restore the trainer."""
+    config.run_dir.mkdir(parents=True, exist_ok=True)
+    saved_path = config.run_dir / "config.json"
+    if saved_path.exists():
+        differences = config.differences(TrainConfig.load(saved_path))
+        if differences:
+            raise ConfigMismatch(
+                f"{config.run_dir} holds a run with different {', '.join(differences)}; "
+                "use another --run-dir or the same options to resume it."
+            )
+    config.save(saved_path)
+    configure_runtime(config)
+    trainer = GANTrainer(config)
+    trainer.restore()
+    return trainer
+
