@@ -23,6 +23,7 @@ class Architecture(ABC):
     default_lr: float
     default_beta_1: float
     augment_flips: bool
+    train_crop: int | None  # train on random square crops of this side (None: whole images)
 
     @abstractmethod
     def build_generator(self) -> keras.Model: ...
@@ -58,6 +59,7 @@ class SeedArchitecture(Architecture):
     default_lr = 5e-4
     default_beta_1 = 0.9
     augment_flips = False
+    train_crop = None
 
     def __init__(self, label_softening: float = 0.1) -> None:
         self.label_softening = label_softening
@@ -97,14 +99,17 @@ class UNetArchitecture(Architecture):
     native_size = networks.SEED_SIZE
     accepts_other_sizes = True
     size_multiple = networks.UNET_MULTIPLE
-    default_lr = 2e-4
-    default_beta_1 = 0.5
+    default_lr = 5e-4
+    default_beta_1 = 0.5  # pix2pix's: steadier adversarial training
     augment_flips = True
+    # Fully convolutional, so it learns from crops: ~2.4x the updates per CPU-second of whole
+    # 200x200 photos, and each crop still holds most of its photo's context.
+    train_crop = 128
 
     def __init__(
         self,
         config: networks.UNetConfig = networks.UNetConfig(),
-        l1_weight: float = 10.0,
+        l1_weight: float = 100.0,
         label_softening: float = 0.1,
     ) -> None:
         self.config = config
@@ -145,7 +150,7 @@ DEFAULT_ARCH = "unet"
 ARCH_NAMES = ("seed", "unet")
 
 
-def get_architecture(name: str, *, l1_weight: float = 10.0, label_softening: float = 0.1) -> Architecture:
+def get_architecture(name: str, *, l1_weight: float = 100.0, label_softening: float = 0.1) -> Architecture:
     if name == "seed":
         return SeedArchitecture(label_softening=label_softening)
     if name == "unet":

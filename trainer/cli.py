@@ -36,7 +36,7 @@ def train(
     epochs: Annotated[int, typer.Option(help="Epochs to train in all (the seed's 200).")] = 200,
     batch_size: Annotated[int, typer.Option(help="Images per step on each replica.")] = 32,
     lr: Annotated[Optional[float], typer.Option(help="Adam learning rate; default: the architecture's (seed: 5e-4).")] = None,
-    l1_weight: Annotated[float, typer.Option(help="Ours: weight of the chroma L1 term against the adversarial term.")] = 10.0,
+    l1_weight: Annotated[float, typer.Option(help="Ours: weight of the chroma L1 term against the adversarial term.")] = 100.0,
     seed: Annotated[int, typer.Option(help="Random seed (weights, shuffling, augmentation).")] = 0,
     run_dir: Annotated[Optional[Path], typer.Option(help="Checkpoints, logs and samples; default runs/<arch>.")] = None,
     models_dir: Annotated[Path, typer.Option(help="Where the exported version is written.")] = Path("models/colorizer"),

@@ -19,7 +19,7 @@ class TrainConfig:
     epochs: int = 200  # the seed's
     batch_size: int = 32
     lr: float | None = None  # None: the architecture's default (the seed's 5e-4 for `seed`)
-    l1_weight: float = 10.0  # ours: weight of the chroma L1 against the adversarial term
+    l1_weight: float = 100.0  # ours: weight of the chroma L1 against the adversarial term (pix2pix's)
     label_softening: float = 0.1  # real labels drawn from [1 - this, 1]
     seed: int = 0
     run_dir: Path = Path("runs/unet")

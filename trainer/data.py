@@ -44,15 +44,21 @@ def decoded_pairs(data_dir: Path, split: str, *, cache: bool = True) -> tf.data.
 
 
 def training_batches(
-    pairs: tf.data.Dataset, *, batch_size: int, epoch: int, seed: int, flips: bool
+    pairs: tf.data.Dataset, *, batch_size: int, epoch: int, seed: int, flips: bool, crop: int | None = None
 ) -> tf.data.Dataset:
-    """One epoch of shuffled float batches ``((B, H, W, 1), (B, H, W, 3))`` in [0, 1]."""
+    """One epoch of shuffled float batches ``((B, H, W, 1), (B, H, W, 3))`` in [0, 1].
+
+    ``flips`` and ``crop`` augment each pair with randomness drawn from (seed, epoch, index), so
+    an epoch replays identically after a resume.
+    """
     count = int(pairs.cardinality())
     epoch_seed = seed * 100_003 + epoch
     batches = pairs.shuffle(count, seed=epoch_seed, reshuffle_each_iteration=False)
-    if flips:
+    if flips or crop:
         batches = batches.enumerate().map(
-            lambda index, pair: _random_flip(*pair, seed=tf.stack([tf.cast(epoch_seed, tf.int64), index])),
+            lambda index, pair: _augment(
+                *pair, seed=tf.stack([tf.cast(epoch_seed, tf.int64), index]), flip=flips, crop=crop
+            ),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
     return (
@@ -62,12 +68,15 @@ def training_batches(
     )
 
 
-def _random_flip(gray: tf.Tensor, colour: tf.Tensor, *, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    flip = tf.random.stateless_uniform([], seed) < 0.5
-    return (
-        tf.cond(flip, lambda: tf.image.flip_left_right(gray), lambda: gray),
-        tf.cond(flip, lambda: tf.image.flip_left_right(colour), lambda: colour),
-    )
+def _augment(
+    gray: tf.Tensor, colour: tf.Tensor, *, seed: tf.Tensor, flip: bool, crop: int | None
+) -> tuple[tf.Tensor, tf.Tensor]:
+    pair = tf.concat([gray, colour], axis=-1)  # (H, W, 4): one crop and flip for both
+    if crop:
+        pair = tf.image.stateless_random_crop(pair, [crop, crop, 4], seed=seed)
+    if flip:
+        pair = tf.image.stateless_random_flip_left_right(pair, seed=seed + 1)
+    return pair[..., :1], pair[..., 1:]
 
 
 def sample_batch(data_dir: Path, count: int) -> tuple[tf.Tensor, tf.Tensor]:

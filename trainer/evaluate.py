@@ -26,7 +26,6 @@ from trainer.samples import save_grid
 
 BATCH_SIZE = 16
 GRID_ROWS = 6
-GRID_LABELS = ("gray", "model", "truth")
 
 # The table's columns: result key, header, number format. Arrows say which way is better.
 COLUMNS = (
@@ -116,31 +115,45 @@ class Tally:
         }
 
 
+@dataclass
+class Scored:
+    """A colorizer's metrics, and its first few predictions for picture grids."""
+
+    metrics: dict[str, float]
+    samples: list[tuple[Image.Image, Image.Image, Image.Image]]  # (gray, prediction, truth)
+
+
 def score(
     colorize: Colorize,
     data_dir: Path,
     *,
-    grid_path: Path | None = None,
     limit: int | None = None,
     batch_size: int = BATCH_SIZE,
     label: str = "model",
-) -> dict[str, float]:
+    keep: int = GRID_ROWS,
+) -> Scored:
     """Colorize the test photos in batches with ``colorize`` and score them against the truth."""
     pairs = find_test_pairs(data_dir, limit)
     tally = Tally()
-    grid_rows: list[tuple[Image.Image, Image.Image, Image.Image]] = []
+    samples: list[tuple[Image.Image, Image.Image, Image.Image]] = []
     with tqdm(total=len(pairs), desc=f"evaluate {label}", unit="img") as progress:
         for start in range(0, len(pairs), batch_size):
             loaded = [load_pair(pair) for pair in pairs[start : start + batch_size]]
             predictions = colorize([gray for gray, _ in loaded])
             for (gray, truth), prediction in zip(loaded, predictions, strict=True):
                 tally.add(prediction, truth)
-                if len(grid_rows) < GRID_ROWS:
-                    grid_rows.append((gray, prediction, truth))
+                if len(samples) < keep:
+                    samples.append((gray, prediction, truth))
             progress.update(len(loaded))
-    if grid_path is not None:
-        save_grid(grid_rows, grid_path, labels=GRID_LABELS)
-    return tally.summary()
+    return Scored(tally.summary(), samples)
+
+
+def model_colorizer(model_dir: Path) -> tuple[str, Colorize]:
+    """Load an exported model; return its name (its arch) and a batch colorize function."""
+    model = load_model(Path(model_dir))
+    return model.metadata.get("arch", "model"), partial(
+        colorize_images, predict=model.predict, size=model.native_size
+    )
 
 
 def evaluate(
@@ -152,10 +165,22 @@ def evaluate(
     batch_size: int = BATCH_SIZE,
 ) -> dict[str, float]:
     """Score the exported model at ``model_dir`` (a version folder or a root of versions)."""
-    model = load_model(Path(model_dir))
-    colorize = partial(colorize_images, predict=model.predict, size=model.native_size)
-    label = model.metadata.get("arch", "model")
-    return score(colorize, data_dir, grid_path=grid_path, limit=limit, batch_size=batch_size, label=label)
+    label, colorize = model_colorizer(model_dir)
+    scored = score(colorize, data_dir, limit=limit, batch_size=batch_size, label=label)
+    if grid_path is not None:
+        save_comparison_grid({label: scored}, grid_path)
+    return scored.metrics
+
+
+def save_comparison_grid(results: Mapping[str, Scored], path: Path) -> Path:
+    """One row per test photo: gray | each colorizer's result | truth."""
+    columns = list(results.values())
+    first = columns[0]
+    rows = [
+        [first.samples[row][0], *(column.samples[row][1] for column in columns), first.samples[row][2]]
+        for row in range(min(len(column.samples) for column in columns))
+    ]
+    return save_grid(rows, path, labels=("gray", *results, "truth"))
 
 
 def gray_as_rgb(grays: Sequence[Image.Image]) -> list[Image.Image]:
@@ -167,7 +192,10 @@ def evaluate_gray_baseline(
     data_dir: Path, *, grid_path: Path | None = None, limit: int | None = None
 ) -> dict[str, float]:
     """Score the gray input itself as the prediction, the floor any colorizer should clear."""
-    return score(gray_as_rgb, data_dir, grid_path=grid_path, limit=limit, label="gray")
+    scored = score(gray_as_rgb, data_dir, limit=limit, label="gray")
+    if grid_path is not None:
+        save_comparison_grid({"gray": scored}, grid_path)
+    return scored.metrics
 
 
 def format_table(rows: Mapping[str, Mapping[str, float]]) -> str:

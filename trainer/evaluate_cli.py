@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 
-from service import contract
 
 app = typer.Typer(add_completion=False)
 
@@ -21,15 +20,26 @@ def evaluate_command(
     limit: Annotated[int | None, typer.Option(min=1, help="Score only the first N test photos.")] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write the results as JSON.")] = None,
     baseline_gray: Annotated[bool, typer.Option(help="Add a row for the gray input itself.")] = True,
+    also: Annotated[
+        list[Path] | None, typer.Option(help="Another model to score beside MODEL_DIR (repeatable); it joins the table and the grid.")
+    ] = None,
+    grid_rows: Annotated[int, typer.Option(min=1, help="Test photos in the grid.")] = 6,
 ) -> None:
     """Score MODEL_DIR on DATA's test split and print a Markdown table of the metrics."""
-    from trainer.evaluate import evaluate, evaluate_gray_baseline, format_table  # loads TensorFlow
+    from trainer.evaluate import format_table, gray_as_rgb, model_colorizer, save_comparison_grid, score  # loads TensorFlow
 
-    arch = contract.read_metadata(contract.resolve_model_dir(model_dir)).get("arch", "model")
-    rows = {arch: evaluate(model_dir, data, grid_path=grid, limit=limit)}
+    results = {}
+    for path in [model_dir, *(also or [])]:
+        label, colorize = model_colorizer(path)
+        if label in results:
+            label = f"{label} ({path})"
+        results[label] = score(colorize, data, limit=limit, label=label, keep=grid_rows)
     if baseline_gray:
-        rows["gray"] = evaluate_gray_baseline(data, limit=limit)
+        results["gray"] = score(gray_as_rgb, data, limit=limit, label="gray", keep=grid_rows)
+    rows = {label: scored.metrics for label, scored in results.items()}
     typer.echo(format_table(rows))
+    if grid is not None:
+        save_comparison_grid({label: scored for label, scored in results.items() if label != "gray"}, grid)
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(rows, indent=2) + "\n")

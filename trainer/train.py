@@ -178,6 +178,7 @@ class GANTrainer:
                 epoch=epoch,
                 seed=config.seed,
                 flips=self.architecture.augment_flips,
+                crop=self.architecture.train_crop,
             ).skip(skip)
             batches = self.strategy.experimental_distribute_dataset(batches)
             progress = tqdm(
@@ -188,6 +189,9 @@ class GANTrainer:
                 dynamic_ncols=True,
             )
             for batch in batches:
+                if self._over_budget():
+                    stopped_by_budget = True
+                    break
                 losses = {name: float(value) for name, value in self.train_step(batch).items()}
                 self._check_finite(losses)
                 self.step.assign_add(1)
@@ -198,9 +202,6 @@ class GANTrainer:
                 progress.update(self.global_batch_size)
                 progress.set_postfix({name: f"{value:.4f}" for name, value in losses.items() if name.endswith("total")})
                 self._log_scalars(writer, losses, progress)
-                if self._over_budget():
-                    stopped_by_budget = True
-                    break
                 if time.monotonic() - last_save > config.checkpoint_every_min * 60:
                     self.manager.save(checkpoint_number=self.step)
                     last_save = time.monotonic()

@@ -12,7 +12,6 @@ from typer.testing import CliRunner
 
 from trainer import metrics
 from trainer.evaluate import (
-    GRID_LABELS,
     GRID_ROWS,
     evaluate,
     evaluate_gray_baseline,
@@ -109,7 +108,7 @@ def test_grid_shows_gray_model_and_truth_side_by_side(
     grid_path = tmp_path / "grid.png"
     evaluate(tiny_model_dir(tint=SEPIA), data, grid_path=grid_path)
     with Image.open(grid_path) as grid:
-        columns = len(GRID_LABELS)
+        columns = 3  # gray | model | truth
         assert grid.size == (
             columns * SIDE + (columns - 1) * GAP,
             LABEL_HEIGHT + GRID_ROWS * SIDE + (GRID_ROWS - 1) * GAP,
@@ -160,3 +159,18 @@ def test_cli_can_leave_out_the_gray_baseline(tiny_model_dir: Callable[..., Path]
     outcome = CliRunner().invoke(app, [str(tiny_model_dir()), str(colour_data), "--no-baseline-gray"])
     assert outcome.exit_code == 0, outcome.output
     assert "| identity |" in outcome.output and "| gray |" not in outcome.output
+
+
+def test_the_cli_compares_several_models_in_one_table_and_grid(
+    tiny_model_dir: Callable[..., Path], colour_data: Path, tmp_path: Path
+) -> None:
+    sepia = tiny_model_dir(tint=SEPIA)
+    identity = tiny_model_dir(version=2)
+    grid_path = tmp_path / "compare.png"
+    result = CliRunner().invoke(
+        app, [str(sepia), str(colour_data), "--also", str(identity), "--grid", str(grid_path), "--grid-rows", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    assert {"| tint |", "| identity |", "| gray |"} <= {line[: line.index("|", 1) + 1] for line in result.output.splitlines() if line.startswith("| ")}
+    with Image.open(grid_path) as grid:
+        assert grid.size == (4 * SIDE + 3 * GAP, LABEL_HEIGHT + 2 * SIDE + GAP)  # gray | tint | identity | truth
