@@ -120,19 +120,26 @@ class GANTrainer:
                 global_batch_size=self.global_batch_size,
                 seed=tf.stack([self.step, tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int64)]),
             )
-        self._apply(generator_tape, generator_losses["total"], self.generator, self.generator_optimizer)
-        self._apply(
-            discriminator_tape, discriminator_losses["total"], self.discriminator, self.discriminator_optimizer
-        )
+            # Under mixed precision the loss is scaled up, inside the tape, so float16 gradients don't underflow.
+            generator_objective = self._scaled(self.generator_optimizer, generator_losses["total"])
+            discriminator_objective = self._scaled(self.discriminator_optimizer, discriminator_losses["total"])
+        self._apply(generator_tape, generator_objective, self.generator, self.generator_optimizer)
+        self._apply(discriminator_tape, discriminator_objective, self.discriminator, self.discriminator_optimizer)
         return {
             **{f"g/{name}": value for name, value in generator_losses.items()},
             **{f"d/{name}": value for name, value in discriminator_losses.items()},
         }
 
     @staticmethod
-    def _apply(tape: tf.GradientTape, loss: tf.Tensor, model: keras.Model, optimizer) -> None:
-        scaled = optimizer.scale_loss(loss) if hasattr(optimizer, "scale_loss") else loss
-        gradients = tape.gradient(scaled, model.trainable_variables)
+    def _scaled(optimizer: keras.optimizers.Optimizer, loss: tf.Tensor) -> tf.Tensor:
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            return optimizer.scale_loss(loss)
+        return loss
+
+    @staticmethod
+    def _apply(tape: tf.GradientTape, objective: tf.Tensor, model: keras.Model, optimizer) -> None:
+        """Gradient step; a LossScaleOptimizer unscales the gradients (and skips non-finite ones)."""
+        gradients = tape.gradient(objective, model.trainable_variables)
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))
 
     @tf.function

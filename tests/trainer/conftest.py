@@ -33,3 +33,12 @@ def write_tiny_dataset(root: Path, *, train: int = 4, test: int = 2, size: int =
 @pytest.fixture
 def tiny_dataset(tmp_path: Path) -> Path:
     return write_tiny_dataset(tmp_path / "data")
+
+
+@pytest.fixture(autouse=True)
+def float32_policy():
+    """A test that trains in mixed precision must not leave it on for the next one."""
+    import keras
+
+    yield
+    keras.config.set_dtype_policy("float32")

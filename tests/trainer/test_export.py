@@ -1,0 +1,100 @@
+"""Export: a SavedModel version per the contract, written atomically, that TensorFlow serves."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from typer.testing import CliRunner
+
+from service import contract
+from trainer.cli import app
+from trainer.config import TrainConfig
+from trainer.dataset.build import dataset_fingerprint
+from trainer.export import export_model
+from trainer.train import prepare_run
+from trainer.workflow import export_run, train_and_export
+
+
+def _train(dataset: Path, tmp_path: Path, arch: str, **overrides) -> Path:
+    config = TrainConfig(
+        data=dataset, arch=arch, epochs=1, batch_size=2, run_dir=tmp_path / f"run_{arch}",
+        models_dir=tmp_path / "models" / "colorizer", **overrides,
+    )  # fmt: skip
+    return train_and_export(config)
+
+
+def _serve(version_dir: Path, gray: np.ndarray) -> np.ndarray:
+    signature = tf.saved_model.load(str(version_dir)).signatures[contract.SIGNATURE]
+    return signature(**{contract.INPUT_KEY: tf.constant(gray)})[contract.OUTPUT_KEY].numpy()
+
+
+@pytest.mark.parametrize("arch", ["unet", "seed"])
+def test_training_exports_a_savedmodel_with_the_contracts_signature(arch, tiny_dataset, tmp_path):
+    version_dir = _train(tiny_dataset, tmp_path, arch)
+
+    assert version_dir == tmp_path / "models" / "colorizer" / "1"
+    signature = tf.saved_model.load(str(version_dir)).signatures[contract.SIGNATURE]
+    assert list(signature.structured_input_signature[1]) == [contract.INPUT_KEY]
+    assert list(signature.structured_outputs) == [contract.OUTPUT_KEY]
+    rgb = _serve(version_dir, np.random.default_rng(0).random((2, 200, 200, 1), np.float32))
+    assert rgb.shape == (2, 200, 200, 3) and rgb.dtype == np.float32
+    assert 0.0 <= rgb.min() and rgb.max() <= 1.0
+
+
+def test_colorizer_json_records_arch_size_dataset_epochs_and_test_metrics(tiny_dataset, tmp_path):
+    version_dir = _train(tiny_dataset, tmp_path, "unet")
+
+    metadata = json.loads((version_dir / contract.METADATA_FILE).read_text())
+    assert metadata["arch"] == "unet" and metadata["size"] == 200 and metadata["accepts_other_sizes"]
+    assert metadata["dataset_fingerprint"] == dataset_fingerprint(tiny_dataset)
+    assert metadata["epochs"] == 1
+    assert {"psnr", "ssim", "ciede2000", "colorfulness", "palette_js"} <= set(metadata["metrics"])
+    assert metadata["train"]["arch"] == "unet"
+
+
+def test_our_exported_model_accepts_other_sizes_that_divide_by_8(tiny_dataset, tmp_path):
+    version_dir = _train(tiny_dataset, tmp_path, "unet")
+    assert _serve(version_dir, np.zeros((1, 64, 96, 1), np.float32)).shape == (1, 64, 96, 3)
+
+
+def test_each_export_is_the_next_version_and_leaves_no_temporary_folder(tiny_dataset, tmp_path):
+    first = _train(tiny_dataset, tmp_path, "unet")
+    second = export_run(tmp_path / "run_unet", evaluate=False)
+
+    assert (first.name, second.name) == ("1", "2")
+    assert sorted(os.listdir(first.parent)) == ["1", "2"]
+    assert contract.latest_version_dir(first.parent) == second
+
+
+def test_a_failed_export_publishes_nothing(tiny_dataset, tmp_path):
+    trainer = prepare_run(TrainConfig(data=tiny_dataset, arch="unet", run_dir=tmp_path / "run"))
+    models_root = tmp_path / "models"
+
+    def broken_evaluation(staging: Path) -> dict[str, float]:
+        assert (staging / "saved_model.pb").is_file()  # the model was written, but is not yet published
+        raise RuntimeError("evaluation failed")
+
+    with pytest.raises(RuntimeError, match="evaluation failed"):
+        export_model(trainer.generator, trainer.architecture, models_root, {}, evaluate=broken_evaluation)
+    assert os.listdir(models_root) == []
+    assert contract.versions(models_root) == []
+
+
+def test_a_model_trained_in_mixed_precision_exports_in_float32(tiny_dataset, tmp_path):
+    version_dir = _train(tiny_dataset, tmp_path, "unet", mixed_precision="on")
+
+    dtypes = tf.train.load_checkpoint(str(version_dir / "variables" / "variables")).get_variable_to_dtype_map()
+    weights = {name: dtype for name, dtype in dtypes.items() if "generator" in name}
+    assert weights and set(weights.values()) == {tf.float32}
+    assert _serve(version_dir, np.zeros((1, 200, 200, 1), np.float32)).dtype == np.float32
+
+
+def test_the_export_command_refuses_a_folder_that_is_not_a_run(tmp_path):
+    result = CliRunner().invoke(app, ["export", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "is not a training run" in result.output
