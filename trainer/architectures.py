@@ -24,6 +24,7 @@ class Architecture(ABC):
     default_beta_1: float
     augment_flips: bool
     train_crop: int | None  # train on random square crops of this side (None: whole images)
+    default_ema_decay: float  # moving average of the generator's weights, exported; 0: none
 
     @abstractmethod
     def build_generator(self) -> keras.Model: ...
@@ -60,6 +61,7 @@ class SeedArchitecture(Architecture):
     default_beta_1 = 0.9
     augment_flips = False
     train_crop = None
+    default_ema_decay = 0.0
 
     def __init__(self, label_softening: float = 0.1) -> None:
         self.label_softening = label_softening
@@ -105,6 +107,7 @@ class UNetArchitecture(Architecture):
     # Fully convolutional, so it learns from crops: ~2.4x the updates per CPU-second of whole
     # 200x200 photos, and each crop still holds most of its photo's context.
     train_crop = 128
+    default_ema_decay = 0.995  # averages over the last ~200 steps
 
     def __init__(
         self,

@@ -20,6 +20,7 @@ class TrainConfig:
     batch_size: int = 32
     lr: float | None = None  # None: the architecture's default (the seed's 5e-4 for `seed`)
     l1_weight: float = 100.0  # ours: weight of the chroma L1 against the adversarial term (pix2pix's)
+    ema_decay: float | None = None  # None: the architecture's default; 0: export the raw weights
     label_softening: float = 0.1  # real labels drawn from [1 - this, 1]
     seed: int = 0
     run_dir: Path = Path("runs/unet")
@@ -34,6 +35,8 @@ class TrainConfig:
         self.data, self.run_dir, self.models_dir = Path(self.data), Path(self.run_dir), Path(self.models_dir)
         if self.epochs < 1:
             raise ValueError(f"`epochs` must be at least 1. Received: epochs={self.epochs}")
+        if self.ema_decay is not None and not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"`ema_decay` must be in [0, 1). Received: ema_decay={self.ema_decay}")
         if self.batch_size < 1:
             raise ValueError(f"`batch_size` must be at least 1. Received: batch_size={self.batch_size}")
 

@@ -82,7 +82,9 @@ class GANTrainer:
             self.step_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="step_in_epoch")
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
             self.cpu_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="cpu_seconds")
-        self.checkpoint = tf.train.Checkpoint(
+            self.ema_decay = config.ema_decay if config.ema_decay is not None else self.architecture.default_ema_decay
+            self.generator_average = self._averaged_copy(self.generator) if self.ema_decay else None
+        tracked = dict(
             generator=self.generator,
             discriminator=self.discriminator,
             generator_optimizer=self.generator_optimizer,
@@ -92,9 +94,22 @@ class GANTrainer:
             step=self.step,
             cpu_seconds=self.cpu_seconds,
         )
+        if self.generator_average is not None:
+            tracked["generator_average"] = self.generator_average
+        self.checkpoint = tf.train.Checkpoint(**tracked)
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, str(config.run_dir / "checkpoints"), max_to_keep=CHECKPOINTS_KEPT
         )
+
+    def _averaged_copy(self, generator: keras.Model) -> keras.Model:
+        average = self.architecture.build_generator()
+        average.set_weights(generator.get_weights())
+        return average
+
+    @property
+    def serving_generator(self) -> keras.Model:
+        """What samples and exports use: the weights' moving average when there is one."""
+        return self.generator_average if self.generator_average is not None else self.generator
 
     def _optimizer(self, lr: float) -> keras.optimizers.Optimizer:
         optimizer = keras.optimizers.Adam(lr, beta_1=self.architecture.default_beta_1)
@@ -145,10 +160,21 @@ class GANTrainer:
     @tf.function
     def train_step(self, batch) -> dict[str, tf.Tensor]:
         per_replica = self.strategy.run(self._replica_step, args=batch)
+        if self.generator_average is not None:
+            self._update_average()
         return {
             name: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
             for name, value in per_replica.items()
         }
+
+    def _update_average(self) -> None:
+        """An exponential moving average of the generator's weights (BatchNorm statistics included).
+
+        A GAN's generator chases a moving target, so its latest weights wobble from step to step;
+        their average gives steadier colours (Yazici et al., 2019).
+        """
+        for average, current in zip(self.generator_average.weights, self.generator.weights):
+            average.assign(self.ema_decay * average + (1.0 - self.ema_decay) * tf.cast(current, average.dtype))
 
     # --- the loop -------------------------------------------------------------------------------
 
@@ -251,7 +277,7 @@ class GANTrainer:
 
     def save_samples(self, gray: tf.Tensor, rgb: tf.Tensor) -> Path:
         """A PNG grid of test photos: gray | ours | truth."""
-        predicted = self.architecture.to_rgb(gray, self.generator(gray, training=False)).numpy()
+        predicted = self.architecture.to_rgb(gray, self.serving_generator(gray, training=False)).numpy()
         rows = [
             [samples.to_image(g), samples.to_image(p), samples.to_image(t)]
             for g, p, t in zip(gray.numpy(), predicted, rgb.numpy())

@@ -54,7 +54,7 @@ def _export(trainer: GANTrainer, result: TrainResult, *, evaluate: bool) -> Path
         evaluator = partial(evaluate_model, data_dir=config.data)
 
     version_dir = export_model(
-        trainer.generator,
+        trainer.serving_generator,
         trainer.architecture,
         config.models_dir,
         metadata={

@@ -108,3 +108,21 @@ def test_a_run_folder_refuses_a_different_configuration(tiny_dataset, tmp_path):
 def test_more_images_per_batch_than_the_training_split_is_refused(tiny_dataset, tmp_path):
     with pytest.raises(ValueError, match="fewer images than one batch"):
         prepare_run(_config(tiny_dataset, tmp_path / "run", batch_size=64)).fit()
+
+
+def test_our_generator_exports_a_moving_average_of_its_weights(tiny_dataset, tmp_path):
+    trainer = prepare_run(_config(tiny_dataset, tmp_path / "run", ema_decay=0.5))
+    initial = trainer.generator.get_weights()
+    trainer.fit()
+
+    assert trainer.serving_generator is trainer.generator_average
+    average, latest = trainer.generator_average.get_weights(), trainer.generator.get_weights()
+    # Two steps with decay 0.5: average = initial / 4 + step1 / 4 + step2 / 2, neither the start nor the end.
+    assert not np.allclose(average[0], latest[0]) and not np.allclose(average[0], initial[0])
+    resumed = prepare_run(_config(tiny_dataset, tmp_path / "run", ema_decay=0.5))
+    np.testing.assert_array_equal(resumed.generator_average.get_weights()[0], average[0])
+
+
+def test_the_seed_exports_its_raw_weights_as_the_seed_did(tiny_dataset, tmp_path):
+    trainer = prepare_run(_config(tiny_dataset, tmp_path / "run", arch="seed"))
+    assert trainer.generator_average is None and trainer.serving_generator is trainer.generator
