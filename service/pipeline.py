@@ -116,7 +116,9 @@ def apply_chroma(gray: Image.Image, rgb: np.ndarray) -> Image.Image:
     headroom = np.where(offsets > 0, 255.0 - luma[..., None], luma[..., None])
     with np.errstate(divide="ignore", invalid="ignore"):
         limits = np.where(np.abs(offsets) > 1e-6, headroom / np.abs(offsets), np.inf)
-    scale = np.clip(limits.min(axis=-1, keepdims=True), 0.0, 1.0)
+    # limits.min(axis=-1), written out: numpy is many times slower reducing an axis of length 3.
+    tightest = np.minimum(np.minimum(limits[..., 0], limits[..., 1]), limits[..., 2])
+    scale = np.clip(tightest, 0.0, 1.0)[..., None]
     colour = luma[..., None] + offsets * scale
     return Image.fromarray(np.clip(colour + 0.5, 0, 255).astype(np.uint8), "RGB")
 
@@ -126,7 +128,8 @@ def encode_image(image: Image.Image, fmt: str) -> bytes:
     if fmt not in OUTPUT_FORMATS:
         raise ValueError(f"Unknown output format {fmt!r}; choose one of {sorted(OUTPUT_FORMATS)}")
     buffer = io.BytesIO()
-    options = {"quality": 92} if fmt in ("jpeg", "webp") else {}
+    # PNG: zlib's fastest level; on photos it costs a third of the default's time for about the same size.
+    options = {"quality": 92} if fmt in ("jpeg", "webp") else {"compress_level": 1}
     image.save(buffer, format=OUTPUT_FORMATS[fmt], **options)
     return buffer.getvalue()
 

@@ -1,0 +1,11 @@
+"""The HTTP API: routes grouped by resource, shared dependencies, error answers and middleware."""
+
+from fastapi import APIRouter
+
+from service.api.routes import colorize, health, model, page
+
+api_router = APIRouter()
+for routes in (colorize, health, model, page):
+    api_router.include_router(routes.router)
+
+__all__ = ["api_router"]

@@ -1,0 +1,34 @@
+"""What routes depend on, as ``Annotated`` aliases; everything lives on ``app.state`` (see service.app)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from service.live_model import LiveModel
+from service.metrics import Metrics
+from service.serving import Colorizer
+from service.settings import Settings
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_colorizer(request: Request) -> Colorizer:
+    return request.app.state.colorizer
+
+
+def get_live_model(request: Request) -> LiveModel:
+    return request.app.state.live_model
+
+
+def get_metrics(request: Request) -> Metrics:
+    return request.app.state.metrics
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+ColorizerDep = Annotated[Colorizer, Depends(get_colorizer)]
+LiveModelDep = Annotated[LiveModel, Depends(get_live_model)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]

@@ -1,0 +1,201 @@
+"""The batching queue: one worker thread owns the model calls; requests leave the queue in batches.
+
+Requests wait in a bounded queue. While more requests are on their way (being decoded: see
+``arriving``), a job waits for them to share its model call, for at most ``max_delay_s`` (longer
+only while the model is busy); a lone request never waits. A batch then takes the oldest jobs, as
+many as the largest of a few fixed sizes (powers of two up to ``max_batch``) they can fill; the
+rest start the next batch. So the model only ever sees those few shapes (warmed up once, never
+traced again) and spends no compute on padding rows.
+
+Each job names the model it was prepared for and a batch never mixes models, so a request accepted
+before a reload finishes on the model it started with.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+class QueueFull(Exception):
+    """The queue holds ``max_size`` jobs already; the caller should come back later."""
+
+
+class QueueClosed(Exception):
+    """The queue was closed (the service is shutting down) before the job ran."""
+
+
+class InferenceFailed(RuntimeError):
+    """The model raised on the batch this job was part of."""
+
+
+class BatchModel(Protocol):
+    def predict(self, batch: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass
+class _Job:
+    model: BatchModel
+    item: np.ndarray  # one example, without the batch axis
+    future: Future[np.ndarray]
+    queued_at: float = field(default_factory=time.monotonic)
+
+
+def fixed_batch_sizes(max_batch: int) -> tuple[int, ...]:
+    """The batch sizes the model is called with: powers of two below ``max_batch``, then ``max_batch``."""
+    if max_batch < 1:
+        raise ValueError(f"max_batch must be at least 1. Received: max_batch={max_batch}")
+    sizes = []
+    size = 1
+    while size < max_batch:
+        sizes.append(size)
+        size *= 2
+    return (*sizes, max_batch)
+
+
+class BatchingQueue:
+    """A bounded queue of model jobs served in batches by one worker thread.
+
+    ``on_batch(images, seconds)`` is called after each successful model call (for metrics).
+    """
+
+    def __init__(
+        self,
+        *,
+        max_batch: int,
+        max_delay_s: float,
+        max_size: int,
+        on_batch: Callable[[int, float], None] | None = None,
+    ) -> None:
+        if max_size < 1:
+            raise ValueError(f"max_size must be at least 1. Received: max_size={max_size}")
+        self.batch_sizes = fixed_batch_sizes(max_batch)
+        self.max_batch = max_batch
+        self.max_delay_s = max_delay_s
+        self.max_size = max_size
+        self._on_batch = on_batch
+        self._jobs: deque[_Job] = deque()
+        self._changed = threading.Condition()
+        self._closed = False
+        self._arriving = 0
+        self._worker: threading.Thread | None = None
+
+    @property
+    def depth(self) -> int:
+        """Jobs waiting for the model (not counting the batch being run)."""
+        return len(self._jobs)
+
+    @property
+    def full(self) -> bool:
+        return len(self._jobs) >= self.max_size
+
+    def start(self) -> None:
+        if self._worker is not None:
+            raise RuntimeError("The queue's worker was started already.")
+        self._worker = threading.Thread(target=self._serve, name="colorizer-inference", daemon=True)
+        self._worker.start()
+
+    def close(self) -> None:
+        """Stop the worker after its current batch; jobs still waiting fail with ``QueueClosed``."""
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+        if self._worker is not None:
+            self._worker.join()
+        while self._jobs:
+            job = self._jobs.popleft()
+            if job.future.set_running_or_notify_cancel():
+                job.future.set_exception(QueueClosed("The service is shutting down."))
+
+    def submit(self, model: BatchModel, item: np.ndarray) -> Future[np.ndarray]:
+        """Queue one example for ``model``; the future gets its row of the model's output."""
+        with self._changed:
+            if self._closed:
+                raise QueueClosed("The service is shutting down.")
+            if len(self._jobs) >= self.max_size:
+                raise QueueFull(f"{len(self._jobs)} images are already waiting for the model.")
+            job = _Job(model, item, Future())
+            self._jobs.append(job)
+            self._changed.notify()
+        return job.future
+
+    @contextmanager
+    def arriving(self) -> Iterator[None]:
+        """Mark a job as on its way, from before its input is prepared until it is submitted.
+
+        Submit inside the block: the worker holds a batch open (up to ``max_delay_s``) only for jobs
+        marked so.
+        """
+        with self._changed:
+            self._arriving += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._arriving -= 1
+                self._changed.notify()
+
+    def _serve(self) -> None:
+        while (jobs := self._next_batch()) is not None:
+            self._run(jobs)
+
+    def _next_batch(self) -> list[_Job] | None:
+        """Wait for a job, and for those arriving until ``max_delay_s`` after it; take the oldest as a batch."""
+        with self._changed:
+            while not self._jobs and not self._closed:
+                self._changed.wait()
+            if self._closed:
+                return None
+            first = self._jobs[0]
+            deadline = first.queued_at + self.max_delay_s
+            while (ready := self._ready_for(first.model)) < self.max_batch and self._arriving and not self._closed:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._changed.wait(remaining)
+            size = max(size for size in self.batch_sizes if size <= ready)
+            return [self._jobs.popleft() for _ in range(size)]
+
+    def _ready_for(self, model: BatchModel) -> int:
+        """How many jobs at the head of the queue are for ``model`` (up to ``max_batch``)."""
+        count = 0
+        for job in self._jobs:
+            if job.model is not model or count == self.max_batch:
+                break  # a job for a newer model starts the next batch
+            count += 1
+        return count
+
+    def _run(self, jobs: list[_Job]) -> None:
+        jobs = [job for job in jobs if job.future.set_running_or_notify_cancel()]  # drop abandoned ones
+        if not jobs:
+            return
+        # Only when a client gave up on a job in this batch is it short of a fixed size: pad it.
+        size = next(size for size in self.batch_sizes if size >= len(jobs))
+        started = time.perf_counter()
+        try:
+            batch = np.stack([job.item for job in jobs])  # (n, ...)
+            padding = np.zeros((size - len(jobs), *batch.shape[1:]), batch.dtype)
+            output = jobs[0].model.predict(np.concatenate([batch, padding]))  # (size, ...)
+            if len(output) != size:
+                raise ValueError(f"the model returned {len(output)} results for a batch of {size}")
+        except Exception as error:  # the worker must outlive any one bad batch
+            log.exception("Inference failed on a batch of %d", len(jobs))
+            message = f"The model failed on a batch of {len(jobs)} images: {error}"
+            for job in jobs:
+                job.future.set_exception(InferenceFailed(message))
+            return
+        if self._on_batch is not None:
+            self._on_batch(len(jobs), time.perf_counter() - started)
+        for job, row in zip(jobs, output[: len(jobs)], strict=True):
+            job.future.set_result(row)

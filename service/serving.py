@@ -1,0 +1,101 @@
+"""Colorize uploads: the one path every HTTP request takes, single file or batch.
+
+decode (thread) -> batching queue (the inference worker) -> chroma onto the photo + encode (thread).
+The event loop only awaits; it never decodes, encodes or runs the model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import anyio
+import numpy as np
+from PIL import Image
+
+from service import pipeline
+from service.batching import BatchingQueue, QueueFull
+from service.live_model import LiveModel
+
+FIRST_FRAME_NOTE = "animated image: only the first frame was colorized"
+
+
+@dataclass(frozen=True)
+class Colorized:
+    """One colorized upload, encoded."""
+
+    content: bytes
+    media_type: str
+    model_version: int
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Upload:
+    filename: str | None
+    data: bytes
+
+
+class Colorizer:
+    """Turns uploaded bytes into colorized, encoded images through the batching queue."""
+
+    def __init__(self, live_model: LiveModel, queue: BatchingQueue, *, max_pixels: int) -> None:
+        self.live_model = live_model
+        self.queue = queue
+        self.max_pixels = max_pixels
+
+    async def colorize(self, data: bytes, fmt: str) -> Colorized:
+        """Colorize one upload; raises ``BadImage``, ``QueueFull``, ``ModelNotReady`` or ``InferenceFailed``."""
+        if self.queue.full:  # refuse before spending a thread on decoding
+            raise QueueFull(f"{self.queue.depth} images are already waiting for the model.")
+        model = self.live_model.current  # pinned: a reload from here on does not affect this request
+        with self.queue.arriving():  # so a batch forming meanwhile waits for this image
+            gray, item, notes = await anyio.to_thread.run_sync(self._prepare, data, model.native_size)
+            result = self.queue.submit(model, item)
+        rgb = await asyncio.wrap_future(result)  # cancelling this wait drops the job
+        content = await anyio.to_thread.run_sync(self._finish, gray, rgb, fmt)
+        return Colorized(content, pipeline.MEDIA_TYPES[fmt], model.version, notes)
+
+    async def colorize_many(self, uploads: Sequence[Upload], fmt: str) -> list[Colorized | pipeline.BadImage]:
+        """Colorize several uploads together (so they share batches); a bad image is returned, not raised.
+
+        Any other failure (queue full, model not ready, inference failed) fails the whole call.
+        """
+        # At most a model batch's worth of this call's images is in flight at once, so one big
+        # request cannot fill the queue by itself.
+        in_queue = asyncio.Semaphore(min(self.queue.max_batch, self.queue.max_size))
+
+        async def one(upload: Upload) -> Colorized | pipeline.BadImage:
+            async with in_queue:
+                try:
+                    return await self.colorize(upload.data, fmt)
+                except pipeline.BadImage as error:
+                    return error
+
+        tasks = [asyncio.ensure_future(one(upload)) for upload in uploads]
+        try:
+            return list(await asyncio.gather(*tasks))
+        except BaseException:
+            for task in tasks:  # their jobs leave the queue unrun
+                task.cancel()
+            raise
+
+    def _prepare(self, data: bytes, size: int) -> tuple[Image.Image, np.ndarray, tuple[str, ...]]:
+        gray = pipeline.decode_image(data, max_pixels=self.max_pixels)
+        notes = (FIRST_FRAME_NOTE,) if _is_animated(data) else ()
+        return gray, pipeline.model_input(gray, size), notes
+
+    @staticmethod
+    def _finish(gray: Image.Image, rgb: np.ndarray, fmt: str) -> bytes:
+        return pipeline.encode_image(pipeline.apply_chroma(gray, rgb), fmt)
+
+
+def _is_animated(data: bytes) -> bool:
+    """Whether an upload that decoded fine has more than one frame (GIF, APNG, WebP, multi-page TIFF).
+
+    A camera's MPO JPEG also has several frames, but they are previews of one photo: not animation.
+    """
+    with Image.open(io.BytesIO(data)) as image:
+        return image.format != "MPO" and bool(getattr(image, "is_animated", False))

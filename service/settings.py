@@ -1,0 +1,46 @@
+"""The service's configuration: one typed class, read from ``COLORIZER_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The repository's models/colorizer folder; installed copies (the Docker image) set COLORIZER_MODEL_DIR.
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "colorizer"
+
+BYTES_PER_MB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Everything the service can be told; each field is ``COLORIZER_<NAME>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="COLORIZER_")
+
+    model_dir: Path = Field(
+        DEFAULT_MODEL_DIR, description="A root of numbered versions (the highest is served) or one version folder."
+    )
+    host: str = Field("127.0.0.1", description="Address colorize-serve listens on.")
+    port: int = Field(8000, ge=0, le=65535, description="Port colorize-serve listens on.")
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+
+    max_batch: int = Field(16, ge=1, le=1024, description="Most images in one model call.")
+    max_delay_ms: float = Field(
+        5.0, ge=0, description="Longest an image waits for others, already being decoded, to share its model call."
+    )
+    max_queue: int = Field(64, ge=1, description="Most images waiting for the model; beyond it requests get 503.")
+    retry_after_s: int = Field(1, ge=1, description="The Retry-After sent with 503 answers.")
+
+    max_upload_mb: float = Field(20.0, gt=0, description="Largest request body, in MiB.")
+    max_pixels: int = Field(40_000_000, ge=1, description="Largest image, in pixels (width x height).")
+    max_batch_files: int = Field(32, ge=1, description="Most files in one /colorize/batch request.")
+
+    reload_interval_s: float = Field(
+        0.0, ge=0, description="Seconds between checks for a newer model version; 0 turns the watch off."
+    )
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * BYTES_PER_MB)

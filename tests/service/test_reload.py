@@ -1,0 +1,111 @@
+"""Model reload (issue 5): a new version written under the model root is served without a restart."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+from PIL import Image
+from service_testing import COOL, LiveServer, block_worker, encode, photo
+
+from service import contract
+from service.api.routes.colorize import VERSION_HEADER
+from service.batching import BatchingQueue
+
+WAIT_S = 120.0
+
+
+def colorize(client: httpx.Client) -> tuple[str, str]:
+    """Colorize a gray picture; which model answered (its version), and which way it tinted."""
+    response = client.post("/colorize", files={"file": ("p.png", encode(photo(24, 16, "L")), "image/png")})
+    assert response.status_code == 200, response.text
+    red, _, blue = np.asarray(Image.open(io.BytesIO(response.content)).convert("RGB"), np.int16).transpose(2, 0, 1)
+    return response.headers[VERSION_HEADER], "warm" if red.mean() > blue.mean() else "cool"
+
+
+def write_broken_version(live: LiveServer, version: int) -> Path:
+    """A version folder that looks complete but holds no loadable SavedModel."""
+    folder = live.model_root / str(version)
+    folder.mkdir()
+    (folder / contract.SAVED_MODEL_FILE).write_bytes(b"this is not a protocol buffer")
+    (folder / contract.METADATA_FILE).write_text(json.dumps({"size": 32}))
+    return folder
+
+
+def test_reload_serves_the_newer_version(start_server: Callable) -> None:
+    with start_server() as live, live.client() as client:
+        assert colorize(client) == ("1", "warm")
+        live.write_version(2, COOL)
+        response = client.post("/v1/model/reload")
+        assert response.json() == {"previous_version": 1, "version": 2, "changed": True}
+        assert colorize(client) == ("2", "cool")
+        assert client.get("/v1/model").json()["version"] == 2
+
+
+def test_reload_without_a_newer_version_changes_nothing(start_server: Callable) -> None:
+    with start_server() as live, live.client() as client:
+        response = client.post("/v1/model/reload")
+        assert response.json() == {"previous_version": 1, "version": 1, "changed": False}
+
+
+def test_request_in_flight_during_a_reload_finishes_on_the_old_model(start_server: Callable) -> None:
+    with start_server() as live, live.client() as client:
+        queue: BatchingQueue = live.app.state.queue
+        blocker = block_worker(queue)
+        with ThreadPoolExecutor(max_workers=1) as pool, live.client() as other_client:
+            in_flight = pool.submit(colorize, other_client)
+            wait_until(lambda: queue.depth == 1, "the request to reach the queue")
+            live.write_version(2, COOL)
+            assert client.post("/v1/model/reload").json()["version"] == 2
+            blocker.release.set()
+            assert in_flight.result(WAIT_S) == ("1", "warm")
+        assert colorize(client) == ("2", "cool")
+
+
+def test_failed_reload_keeps_the_old_model_serving(start_server: Callable) -> None:
+    with start_server() as live, live.client() as client:
+        write_broken_version(live, 2)
+        response = client.post("/v1/model/reload")
+        assert (response.status_code, response.json()["error"]) == (500, "reload_failed")
+        assert "Still serving version 1" in response.json()["detail"]
+        assert colorize(client) == ("1", "warm")
+        assert "Could not load" in client.get("/v1/model").json()["reload_error"]
+
+
+def test_service_without_a_model_is_not_ready_until_one_is_loaded(start_server: Callable) -> None:
+    with start_server(versions=(), wait_until_ready=False) as live, live.client() as client:
+        assert client.get("/healthz").status_code == 200
+        for path in ("/readyz", "/v1/model"):
+            response = client.get(path)
+            assert (response.status_code, response.json()["error"]) == (503, "model_not_ready")
+            assert "Retry-After" in response.headers
+        upload = client.post("/colorize", files={"file": ("p.png", encode(photo()), "image/png")})
+        assert (upload.status_code, upload.json()["error"]) == (503, "model_not_ready")
+
+        live.write_version(1, COOL)
+        assert client.post("/v1/model/reload").json()["version"] == 1
+        assert client.get("/readyz").status_code == 200
+
+
+def wait_until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_watch_picks_up_a_new_version_and_survives_a_broken_one(start_server: Callable) -> None:
+    with start_server(reload_interval_s=0.1) as live, live.client() as client:
+        live.write_version(2, COOL)
+        wait_until(lambda: client.get("/v1/model").json()["version"] == 2, "version 2 to be served")
+        assert colorize(client) == ("2", "cool")
+
+        write_broken_version(live, 3)
+        wait_until(lambda: client.get("/v1/model").json()["reload_error"] is not None, "version 3 to be tried")
+        assert colorize(client) == ("2", "cool")
