@@ -8,6 +8,7 @@ becomes RGB for export and samples.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 
 import keras
 import tensorflow as tf
@@ -42,8 +43,17 @@ class Architecture(ABC):
     @abstractmethod
     def generator_loss(self, fake, real, fake_score, *, global_batch_size: int) -> losses.Losses: ...
 
-    @abstractmethod
-    def discriminator_loss(self, real_score, fake_score, *, global_batch_size: int, seed) -> losses.Losses: ...
+    discriminator_losses: Callable[..., losses.Losses]  # a function of trainer/losses.py
+    label_softening: float
+
+    def discriminator_loss(self, real_score, fake_score, *, global_batch_size: int, seed) -> losses.Losses:
+        return type(self).discriminator_losses(
+            real_score,
+            fake_score,
+            global_batch_size=global_batch_size,
+            label_softening=self.label_softening,
+            seed=seed,
+        )
 
     @abstractmethod
     def to_rgb(self, gray: tf.Tensor, output: tf.Tensor) -> tf.Tensor:
@@ -62,6 +72,7 @@ class SeedArchitecture(Architecture):
     augment_flips = False
     train_crop = None
     default_ema_decay = 0.0
+    discriminator_losses = staticmethod(losses.seed_discriminator_loss)
 
     def __init__(self, label_softening: float = 0.1) -> None:
         self.label_softening = label_softening
@@ -81,15 +92,6 @@ class SeedArchitecture(Architecture):
     def generator_loss(self, fake, real, fake_score, *, global_batch_size):
         return losses.seed_generator_loss(fake, real, fake_score, global_batch_size=global_batch_size)
 
-    def discriminator_loss(self, real_score, fake_score, *, global_batch_size, seed):
-        return losses.seed_discriminator_loss(
-            real_score,
-            fake_score,
-            global_batch_size=global_batch_size,
-            label_softening=self.label_softening,
-            seed=seed,
-        )
-
     def to_rgb(self, gray, output):
         return tf.clip_by_value(tf.cast(output, tf.float32), 0.0, 1.0)
 
@@ -108,6 +110,7 @@ class UNetArchitecture(Architecture):
     # 200x200 photos, and each crop still holds most of its photo's context.
     train_crop = 128
     default_ema_decay = 0.995  # averages over the last ~200 steps
+    discriminator_losses = staticmethod(losses.discriminator_loss)
 
     def __init__(
         self,
@@ -134,15 +137,6 @@ class UNetArchitecture(Architecture):
     def generator_loss(self, fake, real, fake_score, *, global_batch_size):
         return losses.generator_loss(
             fake, real, fake_score, global_batch_size=global_batch_size, l1_weight=self.l1_weight
-        )
-
-    def discriminator_loss(self, real_score, fake_score, *, global_batch_size, seed):
-        return losses.discriminator_loss(
-            real_score,
-            fake_score,
-            global_batch_size=global_batch_size,
-            label_softening=self.label_softening,
-            seed=seed,
         )
 
     def to_rgb(self, gray, output):

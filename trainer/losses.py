@@ -36,12 +36,17 @@ def seed_generator_loss(fake_rgb, real_rgb, fake_score, *, global_batch_size: in
     return {"total": mse, "mse": mse}
 
 
+def _softened_real_labels(score: tf.Tensor, softening: float, seed: tf.Tensor) -> tf.Tensor:
+    """Labels for real samples drawn from [1 - softening, 1], so the discriminator is never sure."""
+    return 1.0 - tf.random.stateless_uniform(tf.shape(score), seed, maxval=softening, dtype=score.dtype)
+
+
 def seed_discriminator_loss(
     real_score, fake_score, *, global_batch_size: int, label_softening: float, seed: tf.Tensor
 ) -> Losses:
     """BCE(real -> 1) + BCE(fake -> 0), real labels softened by up to ``label_softening``."""
-    softening = tf.random.stateless_uniform(tf.shape(real_score), seed, maxval=label_softening)
-    real = _average(_bce(1.0 - softening, real_score, from_logits=False), global_batch_size)
+    real_labels = _softened_real_labels(real_score, label_softening, seed)
+    real = _average(_bce(real_labels, real_score, from_logits=False), global_batch_size)
     fake = _average(_bce(tf.zeros_like(fake_score), fake_score, from_logits=False), global_batch_size)
     return {"total": real + fake, "real": real, "fake": fake}
 
@@ -62,7 +67,8 @@ def generator_loss(
 def discriminator_loss(
     real_logits, fake_logits, *, global_batch_size: int, label_softening: float, seed: tf.Tensor
 ) -> Losses:
-    real_label = tf.ones_like(real_logits) * (1.0 - label_softening)  # one-sided label smoothing
-    real = _average(_bce(real_label, real_logits, from_logits=True), global_batch_size)
+    del seed  # ours smooths by a constant: one-sided label smoothing (Salimans et al., 2016)
+    real_labels = tf.fill(tf.shape(real_logits), tf.cast(1.0 - label_softening, real_logits.dtype))
+    real = _average(_bce(real_labels, real_logits, from_logits=True), global_batch_size)
     fake = _average(_bce(tf.zeros_like(fake_logits), fake_logits, from_logits=True), global_batch_size)
     return {"total": 0.5 * (real + fake), "real": real, "fake": fake}
