@@ -33,7 +33,8 @@ class ServingModule(tf.Module):
         self._architecture = architecture
         side = None if architecture.accepts_other_sizes else architecture.native_size
         spec = tf.TensorSpec([None, side, side, 1], tf.float32, name=contract.INPUT_KEY)
-        self.serve = tf.function(self._serve, input_signature=[spec])
+        # Plain TensorFlow ops, so no AutoGraph: it re-reads source files, which may have changed on disk since.
+        self.serve = tf.function(self._serve, input_signature=[spec], autograph=False)
 
     def _serve(self, gray: tf.Tensor) -> dict[str, tf.Tensor]:
         output = self.generator(gray, training=False)

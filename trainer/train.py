@@ -157,7 +157,7 @@ class GANTrainer:
         gradients = tape.gradient(objective, model.trainable_variables)
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))
 
-    @tf.function
+    @tf.function(autograph=False)  # no tensor-dependent Python control flow to convert
     def train_step(self, batch) -> dict[str, tf.Tensor]:
         per_replica = self.strategy.run(self._replica_step, args=batch)
         if self.generator_average is not None:
@@ -180,8 +180,15 @@ class GANTrainer:
 
     def restore(self) -> bool:
         """Resume from the newest checkpoint, if any. Returns whether one was found."""
-        if self.manager.restore_or_initialize() is None:
+        if self.manager.latest_checkpoint is None:
             return False
+        try:
+            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+        except AssertionError as error:
+            raise ConfigMismatch(
+                f"{self.manager.latest_checkpoint} does not hold everything this configuration trains "
+                f"(was it made with other options?): {str(error).splitlines()[0]}"
+            ) from None
         tqdm.write(
             f"resumed from {self.manager.latest_checkpoint}: epoch {int(self.epoch) + 1}, "
             f"{int(self.step_in_epoch)} steps into it, {float(self.cpu_seconds) / 60:.1f} CPU-minutes so far"

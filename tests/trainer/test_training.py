@@ -126,3 +126,12 @@ def test_our_generator_exports_a_moving_average_of_its_weights(tiny_dataset, tmp
 def test_the_seed_exports_its_raw_weights_as_the_seed_did(tiny_dataset, tmp_path):
     trainer = prepare_run(_config(tiny_dataset, tmp_path / "run", arch="seed"))
     assert trainer.generator_average is None and trainer.serving_generator is trainer.generator
+
+
+def test_a_checkpoint_missing_part_of_the_model_is_refused_not_half_restored(tiny_dataset, tmp_path):
+    prepare_run(_config(tiny_dataset, tmp_path / "run", ema_decay=0.0)).fit()  # no weight average saved
+    config_path = tmp_path / "run" / "config.json"
+    config_path.write_text(config_path.read_text().replace('"ema_decay": 0.0', '"ema_decay": 0.9'))
+
+    with pytest.raises(ConfigMismatch, match="does not hold everything"):
+        prepare_run(_config(tiny_dataset, tmp_path / "run", ema_decay=0.9))
