@@ -1,0 +1,54 @@
+"""The model shipped in models/colorizer: complete, honest about itself, and colouring real photos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from service import contract
+from service.model import load_model
+from service.pipeline import colorize_images
+
+MODELS_ROOT = Path(__file__).resolve().parents[1] / "models" / "colorizer"
+
+
+@pytest.fixture(scope="module")
+def bundled():
+    return load_model(MODELS_ROOT)
+
+
+def test_the_bundled_model_is_our_architecture_at_its_native_size(bundled):
+    assert bundled.path == contract.latest_version_dir(MODELS_ROOT)
+    assert bundled.metadata["arch"] == "unet" and bundled.native_size == 200
+    assert len(bundled.metadata["dataset_fingerprint"]) == 64
+
+
+def test_its_recorded_test_metrics_meet_the_bar_it_was_shipped_against(bundled):
+    metrics = bundled.metadata["metrics"]
+    assert metrics["colorfulness_ratio"] >= 0.6  # not faded to sepia
+    assert metrics["palette_js"] <= 0.35  # a palette like real photos'
+
+
+def _gray_landscape(width: int, height: int) -> Image.Image:
+    """A bright, smooth sky over dark, grassy texture: the kind of scene the model has learnt to colour."""
+    rng = np.random.default_rng(0)
+    rows = np.linspace(0, 1, height)[:, None] * np.ones((1, width))
+    sky = 235 - 40 * rows
+    grass = 90 + 25 * rng.standard_normal((height, width))
+    pixels = np.where(rows < 0.45, sky, grass)
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "L")
+
+
+def test_it_colours_a_landscape_and_keeps_its_luminance_and_size(bundled):
+    gray = _gray_landscape(257, 191)  # an odd size on purpose
+
+    (colour,) = colorize_images([gray], bundled.predict, bundled.native_size)
+
+    assert colour.size == gray.size
+    luminance_error = np.abs(np.asarray(colour.convert("L"), int) - np.asarray(gray, int))
+    assert luminance_error.max() <= 1
+    _, cb, cr = (np.asarray(band, float) - 128 for band in colour.convert("YCbCr").split())
+    assert np.hypot(cb, cr).mean() > 3  # visibly coloured, not gray
