@@ -8,20 +8,17 @@ from typing import Annotated, Optional
 
 import typer
 
-from trainer.config import TrainConfig
+from trainer.config import MixedPrecision, TrainConfig
+from trainer.dataset import cli as dataset_cli
+from trainer.evaluate_cli import evaluate_command  # imports TensorFlow only when it runs
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the progress bars
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Build datasets, train, export and evaluate colorizers.")
 
 
-def _dataset_app() -> typer.Typer:
-    from trainer.dataset import cli as dataset_cli
-
-    return dataset_cli.app
-
-
-app.add_typer(_dataset_app(), name="dataset", help="Build the seed's dataset from folders of photos, or scrape one.")
+app.add_typer(dataset_cli.app, name="dataset", help="Build the seed's dataset from folders of photos, or scrape one.")
+app.command("evaluate")(evaluate_command)
 
 
 def _fail(error: Exception) -> typer.Exit:
@@ -44,15 +41,13 @@ def train(
     sample_every: Annotated[int, typer.Option(help="Epochs between sample grids.")] = 5,
     time_budget_min: Annotated[Optional[float], typer.Option(help="Stop after this much process CPU time (minutes), counted across resumes.")] = None,
     threads: Annotated[Optional[int], typer.Option(help="TensorFlow threads; default all cores.")] = None,
-    mixed_precision: Annotated[str, typer.Option(help="auto (on with a GPU), on or off.")] = "auto",
+    mixed_precision: Annotated[MixedPrecision, typer.Option(help="auto (on with a GPU), on or off.")] = "auto",
     export: Annotated[bool, typer.Option(help="Export a model version when training ends.")] = True,
 ) -> None:
     """Train a GAN on DATA; rerunning the same command resumes from the last checkpoint."""
     from trainer import workflow
     from trainer.train import ConfigMismatch, TrainingDiverged
 
-    if mixed_precision not in ("auto", "on", "off"):
-        raise _fail(ValueError(f"--mixed-precision must be auto, on or off. Received: {mixed_precision}"))
     try:
         config = TrainConfig(
             data=data,
@@ -68,7 +63,7 @@ def train(
             sample_every=sample_every,
             time_budget_min=time_budget_min,
             threads=threads,
-            mixed_precision=mixed_precision,  # type: ignore[arg-type]
+            mixed_precision=mixed_precision,
         )
         workflow.train_and_export(config, export=export)
     except (ConfigMismatch, TrainingDiverged, FileNotFoundError, ValueError) as error:
@@ -88,15 +83,6 @@ def export_command(
         workflow.export_run(run_dir, models_dir=models_dir, evaluate=evaluate)
     except (FileNotFoundError, ValueError) as error:
         raise _fail(error) from None
-
-
-def _register_evaluate() -> None:
-    from trainer.evaluate_cli import evaluate_command
-
-    app.command("evaluate")(evaluate_command)
-
-
-_register_evaluate()
 
 
 def main() -> None:

@@ -198,10 +198,11 @@ class GANTrainer:
     def fit(self) -> TrainResult:
         config = self.config
         pairs = data.decoded_pairs(config.data, "train")
-        steps_per_epoch = int(pairs.cardinality()) // config.batch_size
+        steps_per_epoch = int(pairs.cardinality()) // self.global_batch_size  # batches drop their remainder
         if steps_per_epoch == 0:
             raise ValueError(
                 f"The training split has fewer images than one batch. Received: batch_size={config.batch_size}"
+                f" on each of {self.strategy.num_replicas_in_sync} replicas"
             )
         writer = tf.summary.create_file_writer(str(config.run_dir / "logs"))
         sample_gray, sample_rgb = data.sample_batch(config.data, SAMPLE_COUNT)
@@ -254,6 +255,10 @@ class GANTrainer:
             if stopped_by_budget or int(self.epoch) % config.sample_every == 0 or int(self.epoch) == config.epochs:
                 self.save_samples(sample_gray, sample_rgb)
         writer.flush()
+        return self.result(stopped_by_budget=stopped_by_budget)
+
+    def result(self, *, stopped_by_budget: bool = False) -> TrainResult:
+        """Where the run stands now, from its checkpointed counters."""
         return TrainResult(
             epochs_completed=int(self.epoch),
             steps=int(self.step),

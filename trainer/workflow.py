@@ -36,13 +36,7 @@ def export_run(run_dir: Path, *, models_dir: Path | None = None, evaluate: bool 
     trainer = GANTrainer(config)
     if not trainer.restore():
         raise FileNotFoundError(f"No checkpoint in {run_dir / 'checkpoints'}")
-    result = TrainResult(
-        epochs_completed=int(trainer.epoch),
-        steps=int(trainer.step),
-        cpu_minutes=float(trainer.cpu_seconds) / 60,
-        stopped_by_budget=False,
-    )
-    return _export(trainer, result, evaluate=evaluate)
+    return _export(trainer, trainer.result(), evaluate=evaluate)
 
 
 def _export(trainer: GANTrainer, result: TrainResult, *, evaluate: bool) -> Path:
