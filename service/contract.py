@@ -3,6 +3,13 @@
 Layout is TensorFlow Serving's: ``<root>/<integer version>/`` holds a SavedModel whose
 ``serving_default`` signature maps ``gray`` float32 ``(B, H, W, 1)`` in [0, 1] to ``rgb`` float32
 ``(B, H, W, 3)`` in [0, 1], with ``colorizer.json`` beside ``saved_model.pb``.
+
+Models that take colour hints (``"hints": true`` in ``colorizer.json``) have a second input,
+``hints`` float32 ``(B, H, W, 4)`` at the same size as ``gray``: channels 0-2 a hint's colour as sRGB
+in [0, 1], channel 3 a mask, 1 where a hint is and 0 elsewhere (the colour is ignored there). Only a
+hint's chroma is used; the photo keeps its own luminance. A hint is painted as a square of
+``HINT_PATCH`` pixels (at the model's input size) centred on the clicked point, as in training.
+Models exported before hints existed take ``gray`` alone; they still serve, without hints.
 """
 
 from __future__ import annotations
@@ -14,6 +21,9 @@ from typing import Any
 SIGNATURE = "serving_default"
 INPUT_KEY = "gray"
 OUTPUT_KEY = "rgb"
+HINTS_KEY = "hints"
+HINT_CHANNELS = 4  # sRGB colour + mask
+HINT_PATCH = 5  # side, in model-input pixels, of the square each hint is painted as
 METADATA_FILE = "colorizer.json"
 SAVED_MODEL_FILE = "saved_model.pb"
 
