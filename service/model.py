@@ -22,8 +22,15 @@ class LoadedModel:
     native_size: int
     _signature: Any = field(repr=False)
 
+    @property
+    def takes_hints(self) -> bool:
+        return contract.HINTS_KEY in self._signature.structured_input_signature[1]
+
     def predict(self, gray: np.ndarray) -> np.ndarray:
-        outputs = self._signature(**{contract.INPUT_KEY: tf.convert_to_tensor(gray, tf.float32)})
+        inputs = {contract.INPUT_KEY: tf.convert_to_tensor(gray, tf.float32)}
+        if self.takes_hints:  # no hints: the automatic colours
+            inputs[contract.HINTS_KEY] = tf.zeros((*gray.shape[:3], contract.HINT_CHANNELS), tf.float32)
+        outputs = self._signature(**inputs)
         return np.clip(outputs[contract.OUTPUT_KEY].numpy(), 0.0, 1.0)
 
     def warm_up(self, batch_sizes: tuple[int, ...] = (1,)) -> None:

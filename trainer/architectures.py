@@ -15,6 +15,9 @@ import tensorflow as tf
 
 from trainer import color, losses, networks
 
+DEFAULT_TEMPERATURE = 0.38  # Zhang et al. 2016's annealed mean; chosen again on validation at export
+CLASS_HEAD_STRIDE = 4  # the classes head predicts at 1/4 resolution
+
 
 class Architecture(ABC):
     name: str
@@ -26,12 +29,14 @@ class Architecture(ABC):
     augment_flips: bool
     train_crop: int | None  # train on random square crops of this side (None: whole images)
     default_ema_decay: float  # moving average of the generator's weights, exported; 0: none
+    takes_hints: bool = False  # the generator's second input: colour hints (service/contract.py)
 
     @abstractmethod
     def build_generator(self) -> keras.Model: ...
 
     @abstractmethod
-    def build_discriminator(self) -> keras.Model: ...
+    def build_discriminator(self) -> keras.Model | None:
+        """None: no adversarial term; the generator learns from its own loss alone."""
 
     @abstractmethod
     def target(self, rgb: tf.Tensor) -> tf.Tensor:
@@ -97,17 +102,16 @@ class SeedArchitecture(Architecture):
 
 
 class UNetArchitecture(Architecture):
-    """Ours: Lab chroma from luminance, a strided U-Net and a conditional patch discriminator."""
+    """Ours: Lab chroma from luminance and hints, a context U-Net and an optional patch discriminator."""
 
     name = "unet"
     native_size = networks.SEED_SIZE
     accepts_other_sizes = True
     size_multiple = networks.UNET_MULTIPLE
     default_lr = 5e-4
-    default_beta_1 = 0.5  # pix2pix's: steadier adversarial training
     augment_flips = True
-    # Fully convolutional, so it learns from crops: ~2.4x the updates per CPU-second of whole
-    # 200x200 photos, and each crop still holds most of its photo's context.
+    # Fully convolutional, so it learns from random resized crops: ~2.4x the updates per CPU-second
+    # of whole 200x200 photos, and each crop still holds most of its photo's context.
     train_crop = 128
     default_ema_decay = 0.995  # averages over the last ~200 steps
     discriminator_losses = staticmethod(losses.discriminator_loss)
@@ -116,40 +120,73 @@ class UNetArchitecture(Architecture):
         self,
         config: networks.UNetConfig = networks.UNetConfig(),
         l1_weight: float = 100.0,
+        adversarial_weight: float = 0.0,
         label_softening: float = 0.1,
+        temperature: float = DEFAULT_TEMPERATURE,
     ) -> None:
         self.config = config
+        self.takes_hints = config.hints
         self.l1_weight = l1_weight
+        self.adversarial_weight = adversarial_weight
         self.label_softening = label_softening
+        self.temperature = temperature
+        self.default_beta_1 = 0.5 if adversarial_weight else 0.9  # pix2pix's 0.5 steadies adversarial training
+        self.bins = color.gamut_ab_bins() if config.head == "classes" else None
 
     def build_generator(self) -> keras.Model:
-        return networks.build_unet_generator(self.config)
+        bins = None if self.bins is None else int(self.bins.shape[0])
+        return networks.build_unet_generator(self.config, bins=bins)
 
-    def build_discriminator(self) -> keras.Model:
-        return networks.build_patch_discriminator(self.config)
+    def build_discriminator(self) -> keras.Model | None:
+        return networks.build_patch_discriminator(self.config) if self.adversarial_weight else None
 
     def target(self, rgb):
         return color.rgb_to_lab(rgb)[..., 1:] / color.AB_SCALE  # (B, H, W, 2) in [-1, 1]
 
+    def chroma(self, output: tf.Tensor) -> tf.Tensor:
+        """The generator's output as chroma ``(B, H, W, 2)`` in [-1, 1]."""
+        if self.bins is None:
+            return tf.cast(output, tf.float32)
+        return networks.Upsample(CLASS_HEAD_STRIDE)(color.annealed_mean(output, self.bins, self.temperature))
+
     def discriminate(self, discriminator, gray, output, *, training):
-        return discriminator([gray, output], training=training)
+        return discriminator([gray, self.chroma(output)], training=training)
 
     def generator_loss(self, fake, real, fake_score, *, global_batch_size):
-        return losses.generator_loss(
-            fake, real, fake_score, global_batch_size=global_batch_size, l1_weight=self.l1_weight
-        )
+        if self.bins is None:
+            parts = losses.chroma_l1(fake, real, global_batch_size=global_batch_size, weight=self.l1_weight)
+        else:
+            parts = losses.chroma_cross_entropy(
+                fake, real, self.bins, stride=CLASS_HEAD_STRIDE, global_batch_size=global_batch_size
+            )
+        if fake_score is not None:
+            parts = losses.with_adversarial(parts, fake_score, global_batch_size=global_batch_size, weight=self.adversarial_weight)
+        return parts
 
     def to_rgb(self, gray, output):
-        return color.lab_to_rgb(color.lab_from_gray_and_ab(gray, tf.cast(output, tf.float32)))
+        return color.lab_to_rgb(color.lab_from_gray_and_ab(gray, self.chroma(output)))
 
 
-DEFAULT_ARCH = "unet"
 ARCH_NAMES = ("seed", "unet")
 
 
-def get_architecture(name: str, *, l1_weight: float = 100.0, label_softening: float = 0.1) -> Architecture:
+def get_architecture(
+    name: str,
+    *,
+    head: networks.Head = "classes",
+    l1_weight: float = 100.0,
+    adversarial_weight: float = 0.0,
+    label_softening: float = 0.1,
+    temperature: float = DEFAULT_TEMPERATURE,
+) -> Architecture:
     if name == "seed":
         return SeedArchitecture(label_softening=label_softening)
     if name == "unet":
-        return UNetArchitecture(l1_weight=l1_weight, label_softening=label_softening)
+        return UNetArchitecture(
+            networks.UNetConfig(head=head),
+            l1_weight=l1_weight,
+            adversarial_weight=adversarial_weight,
+            label_softening=label_softening,
+            temperature=temperature,
+        )
     raise ValueError(f"Unknown architecture. Expected one of {ARCH_NAMES}. Received: arch={name!r}")

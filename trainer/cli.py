@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from trainer.config import MixedPrecision, TrainConfig
+from trainer.config import Head, MixedPrecision, TrainConfig
 from trainer.dataset import cli as dataset_cli
 from trainer.evaluate_cli import evaluate_command  # imports TensorFlow only when it runs
 
@@ -33,7 +33,11 @@ def train(
     epochs: Annotated[int, typer.Option(help="Epochs to train in all (the seed's 200).")] = 200,
     batch_size: Annotated[int, typer.Option(help="Images per step on each replica.")] = 32,
     lr: Annotated[Optional[float], typer.Option(help="Adam learning rate; default: the architecture's (seed: 5e-4).")] = None,
-    l1_weight: Annotated[float, typer.Option(help="Ours: weight of the chroma L1 term against the adversarial term.")] = 100.0,
+    head: Annotated[Head, typer.Option(help="Ours: `classes` (a distribution over colours) or `regression` (chroma itself).")] = "classes",
+    l1_weight: Annotated[float, typer.Option(help="Ours, regression head: weight of the chroma L1 term.")] = 100.0,
+    adversarial_weight: Annotated[float, typer.Option(help="Ours: weight of the patch-GAN term (0: no discriminator).")] = 0.0,
+    crops_per_photo: Annotated[int, typer.Option(help="Files of one source photo used per epoch, at most.")] = 2,
+    validate_every_min: Annotated[float, typer.Option(help="CPU-minutes between scores on the validation split.")] = 5.0,
     ema_decay: Annotated[Optional[float], typer.Option(help="Export a moving average of the generator's weights with this decay (0: off); default: the architecture's (ours 0.995, seed 0).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed (weights, shuffling, augmentation).")] = 0,
     run_dir: Annotated[Optional[Path], typer.Option(help="Checkpoints, logs and samples; default runs/<arch>.")] = None,
@@ -55,7 +59,11 @@ def train(
             epochs=epochs,
             batch_size=batch_size,
             lr=lr,
+            head=head,
             l1_weight=l1_weight,
+            adversarial_weight=adversarial_weight,
+            crops_per_photo=crops_per_photo,
+            validate_every_min=validate_every_min,
             ema_decay=ema_decay,
             seed=seed,
             run_dir=run_dir or Path("runs") / arch,
@@ -74,13 +82,14 @@ def train(
 def export_command(
     run_dir: Annotated[Path, typer.Argument(help="A training run folder (holds config.json and checkpoints/).")],
     models_dir: Annotated[Optional[Path], typer.Option(help="Where to write the version; default: the run's.")] = None,
-    evaluate: Annotated[bool, typer.Option(help="Record test metrics in colorizer.json.")] = True,
+    evaluate: Annotated[bool, typer.Option(help="Record validation metrics in colorizer.json.")] = True,
+    temperature: Annotated[Optional[float], typer.Option(help="Classes head: annealed-mean temperature to export (choose it on validation).")] = None,
 ) -> None:
     """Export the newest checkpoint of RUN_DIR as the next model version."""
     from trainer import workflow
 
     try:
-        workflow.export_run(run_dir, models_dir=models_dir, evaluate=evaluate)
+        workflow.export_run(run_dir, models_dir=models_dir, evaluate=evaluate, temperature=temperature)
     except (FileNotFoundError, ValueError) as error:
         raise _fail(error) from None
 

@@ -69,3 +69,38 @@ def gray_to_lightness(gray: tf.Tensor) -> tf.Tensor:
 def lab_from_gray_and_ab(gray: tf.Tensor, ab_scaled: tf.Tensor) -> tf.Tensor:
     """Join gray ``(B, H, W, 1)`` with chroma ``(B, H, W, 2)`` in [-1, 1] into Lab."""
     return tf.concat([gray_to_lightness(gray), ab_scaled * AB_SCALE], axis=-1)
+
+
+# --- chroma as a distribution over quantized (a, b) bins (Zhang et al. 2016) --------------------
+
+AB_BIN_STEP = 10.0  # bin side in Lab units
+SOFT_ENCODING_SIGMA = 5.0  # Gaussian width of a true colour's spread over nearby bins
+
+
+def gamut_ab_bins(step: float = AB_BIN_STEP) -> tf.Tensor:
+    """The centres ``(Q, 2)`` of the (a, b) bins that some sRGB colour falls in, scaled by 1/AB_SCALE.
+
+    Found by converting a dense grid of sRGB colours: about 250-320 bins for a step of 10.
+    """
+    levels = tf.linspace(0.0, 1.0, 48)
+    grid = tf.stack(tf.meshgrid(levels, levels, levels, indexing="ij"), axis=-1)
+    ab = tf.reshape(rgb_to_lab(grid)[..., 1:], [-1, 2])
+    occupied = tf.unique(tf.reduce_sum(tf.cast(tf.round(ab / step) + 64, tf.int32) * [1, 1000], axis=-1))[0]
+    occupied = tf.sort(occupied)
+    centres = tf.stack([occupied % 1000 - 64, occupied // 1000 - 64], axis=-1)
+    return tf.cast(centres, tf.float32) * step / AB_SCALE
+
+
+def soft_encode(ab_scaled: tf.Tensor, bins: tf.Tensor, sigma: float = SOFT_ENCODING_SIGMA) -> tf.Tensor:
+    """``(..., 2)`` chroma in [-1, 1] to ``(..., Q)`` probabilities: a Gaussian over nearby bins."""
+    distance = tf.reduce_sum(tf.square(ab_scaled[..., None, :] - bins), axis=-1) * AB_SCALE**2  # (..., Q)
+    return tf.nn.softmax(-distance / (2.0 * sigma**2), axis=-1)
+
+
+def annealed_mean(logits: tf.Tensor, bins: tf.Tensor, temperature: float) -> tf.Tensor:
+    """``(..., Q)`` logits to ``(..., 2)`` chroma: the mean of the distribution sharpened by ``temperature``.
+
+    1 gives the plain mean (safe, drab); towards 0 it approaches the mode (vivid, riskier).
+    """
+    probabilities = tf.nn.softmax(tf.cast(logits, tf.float32) / temperature, axis=-1)
+    return tf.linalg.matmul(probabilities, bins)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 MixedPrecision = Literal["auto", "on", "off"]
+Head = Literal["classes", "regression"]
 
 
 @dataclass
@@ -19,7 +20,10 @@ class TrainConfig:
     epochs: int = 200  # the seed's
     batch_size: int = 32
     lr: float | None = None  # None: the architecture's default (the seed's 5e-4 for `seed`)
-    l1_weight: float = 100.0  # ours: weight of the chroma L1 against the adversarial term (pix2pix's)
+    head: Head = "classes"  # ours: predict a distribution over (a, b) bins, or chroma itself (regression)
+    l1_weight: float = 100.0  # ours, regression head: weight of the chroma L1 (pix2pix's)
+    adversarial_weight: float = 0.0  # ours: weight of the patch-GAN term; 0 trains no discriminator
+    crops_per_photo: int = 2  # files of one source photo per epoch at most: photos weigh the same, not files
     ema_decay: float | None = None  # None: the architecture's default; 0: export the raw weights
     label_softening: float = 0.1  # real labels drawn from [1 - this, 1]
     seed: int = 0
@@ -27,6 +31,7 @@ class TrainConfig:
     models_dir: Path = Path("models/colorizer")
     sample_every: int = 5  # epochs between sample grids
     checkpoint_every_min: float = 10.0  # also checkpoint mid-epoch, at most this far apart
+    validate_every_min: float = 5.0  # CPU-minutes of training between scores on the validation split
     time_budget_min: float | None = None  # stop (and export) after this much process CPU time
     threads: int | None = None  # TensorFlow intra/inter-op threads; None: all cores
     mixed_precision: MixedPrecision = "auto"  # auto: on when a GPU is present
@@ -37,6 +42,10 @@ class TrainConfig:
             raise ValueError(f"`epochs` must be at least 1. Received: epochs={self.epochs}")
         if self.ema_decay is not None and not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"`ema_decay` must be in [0, 1). Received: ema_decay={self.ema_decay}")
+        if self.crops_per_photo < 1:
+            raise ValueError(f"`crops_per_photo` must be at least 1. Received: crops_per_photo={self.crops_per_photo}")
+        if self.adversarial_weight < 0:
+            raise ValueError(f"`adversarial_weight` must be 0 or more. Received: adversarial_weight={self.adversarial_weight}")
         if self.batch_size < 1:
             raise ValueError(f"`batch_size` must be at least 1. Received: batch_size={self.batch_size}")
 
@@ -53,7 +62,7 @@ class TrainConfig:
         return cls(**{key: value for key, value in saved.items() if key in known})
 
     # What may change between a run and its resumption without changing the model being trained.
-    RESUMABLE_CHANGES = frozenset({"epochs", "time_budget_min", "threads", "sample_every", "checkpoint_every_min", "models_dir"})
+    RESUMABLE_CHANGES = frozenset({"epochs", "time_budget_min", "threads", "sample_every", "checkpoint_every_min", "models_dir", "validate_every_min"})
 
     def differences(self, other: TrainConfig) -> list[str]:
         mine, theirs = self.to_json(), other.to_json()

@@ -1,16 +1,30 @@
 """The tf.data input pipeline over a dataset made by ``dataset build``.
 
-Decoding runs in parallel and is cached once as uint8; each epoch then shuffles with its own seed,
-so a resumed run sees exactly the batches it would have seen, and can skip those already trained on.
+Each epoch takes at most ``crops_per_photo`` files of every source photo (the dataset's manifest
+says which files share a photo), so a wallpaper cropped a hundred times weighs as much as a
+snapshot kept whole. The choice, the shuffle and the augmentation are all seeded by the epoch's
+number, so a resumed run sees exactly the batches it would have seen and can skip those already
+trained on.
 """
 
 from __future__ import annotations
 
+import json
+import random
+from collections import defaultdict
 from pathlib import Path
 
 import tensorflow as tf
 
+from service import contract
+
 IMAGE_PATTERN = "*.png"
+MANIFEST_NAME = "manifest.json"
+CROP_SCALE = (0.3, 1.0)  # a random resized crop keeps this share of the photo's area
+CROP_ASPECT = (3 / 4, 4 / 3)
+NO_HINT_SHARE = 0.5  # training images with no hints at all: the automatic mode must stay as good
+HINT_GEOMETRIC_P = 1 / 8  # otherwise the hint count is geometric with this p (Zhang et al. 2017)
+MAX_TRAINING_HINTS = 32
 
 
 def paired_files(data_dir: Path, split: str) -> tuple[list[str], list[str]]:
@@ -25,6 +39,52 @@ def paired_files(data_dir: Path, split: str) -> tuple[list[str], list[str]]:
     return [str(gray_dir / name) for name in names], [str(colour_dir / name) for name in names]
 
 
+def source_photos(data_dir: Path) -> dict[str, str]:
+    """File name -> its source photo, from the manifest; files it does not group are their own photo."""
+    manifest = Path(data_dir) / MANIFEST_NAME
+    if not manifest.is_file():
+        return {}
+    files = json.loads(manifest.read_text()).get("files", [])
+    return {entry["name"]: entry["group"] for entry in files if entry.get("name") and entry.get("group")}
+
+
+def has_split(data_dir: Path, split: str) -> bool:
+    return any((Path(data_dir) / f"{split}_x").glob(IMAGE_PATTERN))
+
+
+def holdout_split(data_dir: Path) -> str:
+    """Where choices are made and progress is shown: ``val`` when the dataset has one (test is
+    scored once, at the end); datasets built before the validation split only have ``test``."""
+    return "val" if has_split(data_dir, "val") else "test"
+
+
+class EpochSampler:
+    """Which training files each epoch uses: at most ``crops_per_photo`` of each source photo."""
+
+    def __init__(self, data_dir: Path, *, crops_per_photo: int, seed: int) -> None:
+        gray_paths, colour_paths = paired_files(data_dir, "train")
+        photo_of = source_photos(data_dir)
+        self.by_photo: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        for gray, colour in zip(gray_paths, colour_paths):
+            name = Path(gray).name
+            self.by_photo[photo_of.get(name, name)].append((gray, colour))
+        self.crops_per_photo = crops_per_photo
+        self.seed = seed
+
+    @property
+    def files_per_epoch(self) -> int:
+        return sum(min(len(files), self.crops_per_photo) for files in self.by_photo.values())
+
+    def epoch_files(self, epoch: int) -> list[tuple[str, str]]:
+        rng = random.Random(f"{self.seed}/epoch/{epoch}")
+        chosen = []
+        for photo in sorted(self.by_photo):
+            files = self.by_photo[photo]
+            chosen.extend(rng.sample(files, min(len(files), self.crops_per_photo)))
+        rng.shuffle(chosen)
+        return chosen
+
+
 def _decode_pair(gray_path: tf.Tensor, colour_path: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     gray = tf.io.decode_png(tf.io.read_file(gray_path), channels=1)  # (H, W, 1) uint8
     colour = tf.io.decode_png(tf.io.read_file(colour_path), channels=3)  # (H, W, 3) uint8
@@ -35,34 +95,34 @@ def _to_float(gray: tf.Tensor, colour: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]
     return tf.cast(gray, tf.float32) / 255.0, tf.cast(colour, tf.float32) / 255.0
 
 
-def decoded_pairs(data_dir: Path, split: str, *, cache: bool = True) -> tf.data.Dataset:
-    """Every (gray, colour) uint8 pair of a split, decoded in parallel (and cached in memory)."""
-    gray_paths, colour_paths = paired_files(data_dir, split)
-    files = tf.data.Dataset.from_tensor_slices((gray_paths, colour_paths))
-    pairs = files.map(_decode_pair, num_parallel_calls=tf.data.AUTOTUNE)
-    return pairs.cache() if cache else pairs
-
-
 def training_batches(
-    pairs: tf.data.Dataset, *, batch_size: int, epoch: int, seed: int, flips: bool, crop: int | None = None
+    files: list[tuple[str, str]],
+    *,
+    batch_size: int,
+    seed: tuple[int, int],
+    flips: bool,
+    crop: int | None = None,
+    hints: bool = False,
 ) -> tf.data.Dataset:
-    """One epoch of shuffled float batches ``((B, H, W, 1), (B, H, W, 3))`` in [0, 1].
+    """Float batches ``((B, h, w, 1), (B, h, w, 3), (B, h, w, 4))`` of gray, colour and hints.
 
-    ``flips`` and ``crop`` augment each pair with randomness drawn from (seed, epoch, index), so
-    an epoch replays identically after a resume.
+    ``flips``, ``crop`` (random resized crops of this side) and simulated ``hints`` draw their
+    randomness from (seed, index), so a batch replays identically after a resume.
     """
-    count = int(pairs.cardinality())
-    epoch_seed = seed * 100_003 + epoch
-    batches = pairs.shuffle(count, seed=epoch_seed, reshuffle_each_iteration=False)
-    if flips or crop:
-        batches = batches.enumerate().map(
-            lambda index, pair: _augment(
-                *pair, seed=tf.stack([tf.cast(epoch_seed, tf.int64), index]), flip=flips, crop=crop
-            ),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
+    gray_paths, colour_paths = zip(*files)
+    pairs = tf.data.Dataset.from_tensor_slices((list(gray_paths), list(colour_paths)))
+    base_seed = tf.constant(seed, tf.int64)
+
+    def prepare(index, paths):
+        gray, colour = _to_float(*_decode_pair(*paths))
+        item_seed = base_seed + tf.stack([tf.constant(0, tf.int64), index])
+        gray, colour = _augment(gray, colour, seed=item_seed, flip=flips, crop=crop)
+        hint_map = simulate_hints(colour, item_seed + 7) if hints else tf.zeros_like(colour[..., :1])
+        return gray, colour, hint_map
+
     return (
-        batches.map(_to_float, num_parallel_calls=tf.data.AUTOTUNE)
+        pairs.enumerate()
+        .map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
         .batch(batch_size, drop_remainder=True)
         .prefetch(tf.data.AUTOTUNE)
     )
@@ -73,13 +133,54 @@ def _augment(
 ) -> tuple[tf.Tensor, tf.Tensor]:
     pair = tf.concat([gray, colour], axis=-1)  # (H, W, 4): one crop and flip for both
     if crop:
-        pair = tf.image.stateless_random_crop(pair, [crop, crop, 4], seed=seed)
+        pair = _random_resized_crop(pair, crop, seed)
     if flip:
         pair = tf.image.stateless_random_flip_left_right(pair, seed=seed + 1)
     return pair[..., :1], pair[..., 1:]
 
 
-def sample_batch(data_dir: Path, count: int) -> tuple[tf.Tensor, tf.Tensor]:
-    """The first ``count`` test pairs as float tensors, for sample grids during training."""
-    pairs = decoded_pairs(data_dir, "test", cache=False).take(count).map(_to_float).batch(count)
-    return next(iter(pairs))
+def _random_resized_crop(image: tf.Tensor, side: int, seed: tf.Tensor) -> tf.Tensor:
+    """A random box of ``CROP_SCALE`` of the area and ``CROP_ASPECT``, resized to ``side`` x ``side``."""
+    begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+        tf.shape(image),
+        bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
+        seed=seed + 2,
+        min_object_covered=CROP_SCALE[0],
+        aspect_ratio_range=CROP_ASPECT,
+        area_range=CROP_SCALE,
+        use_image_if_no_bounding_boxes=True,
+    )
+    box = tf.slice(image, begin, size)
+    return tf.image.resize(box, [side, side], method="bilinear", antialias=True)
+
+
+def simulate_hints(colour: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """Hints ``(H, W, 4)`` a user might have given for this photo (Zhang et al. 2017).
+
+    Often none; otherwise a geometric number of points at random places, each painted as a
+    ``HINT_PATCH`` square of the true mean colour of that square, as service/contract.py paints clicks.
+    """
+    height, width = tf.shape(colour)[0], tf.shape(colour)[1]
+    draw = tf.random.stateless_uniform([2], seed)
+    geometric = tf.floor(tf.math.log(draw[1]) / tf.math.log(1.0 - HINT_GEOMETRIC_P)) + 1.0
+    count = tf.where(draw[0] < NO_HINT_SHARE, 0.0, tf.minimum(geometric, MAX_TRAINING_HINTS))
+    rows = tf.random.stateless_uniform([MAX_TRAINING_HINTS], seed + 1, maxval=height, dtype=tf.int32)
+    columns = tf.random.stateless_uniform([MAX_TRAINING_HINTS], seed + 2, maxval=width, dtype=tf.int32)
+    used = tf.cast(tf.range(MAX_TRAINING_HINTS, dtype=tf.float32) < count, tf.float32)
+    points = tf.scatter_nd(tf.stack([rows, columns], axis=-1), used, tf.stack([height, width]))
+    points = tf.minimum(points, 1.0)[..., None]  # (H, W, 1): 1 at each hint's centre
+
+    patch = contract.HINT_PATCH
+    patch_mean = tf.nn.avg_pool2d(colour[None], patch, 1, "SAME")[0]  # (H, W, 3)
+    ones = tf.ones([patch, patch, 4, 1])
+    spread = tf.nn.depthwise_conv2d(tf.concat([patch_mean * points, points], -1)[None], ones, [1] * 4, "SAME")[0]
+    coverage = spread[..., 3:]
+    mask = tf.cast(coverage > 0, tf.float32)
+    return tf.concat([spread[..., :3] / tf.maximum(coverage, 1.0), mask], axis=-1)
+
+
+def holdout_pairs(data_dir: Path, count: int, split: str) -> tuple[tf.Tensor, tf.Tensor]:
+    """The first ``count`` pairs of ``split`` as float tensors, for sample grids during training."""
+    gray_paths, colour_paths = paired_files(data_dir, split)
+    pairs = tf.data.Dataset.from_tensor_slices((gray_paths, colour_paths)).take(count)
+    return next(iter(pairs.map(_decode_pair).map(_to_float).batch(count)))

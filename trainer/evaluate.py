@@ -9,19 +9,21 @@ which needs no model, so a results table can set a model beside doing nothing at
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
 from PIL import Image
 from tqdm import tqdm
 
 from service.model import load_model
 from service.pipeline import colorize_images, to_grayscale
 from trainer import metrics
+from trainer.data import source_photos
 from trainer.samples import save_grid
 
 BATCH_SIZE = 16
@@ -48,12 +50,20 @@ class PhotoPair:
     truth_path: Path  # DATA/test_y/NAME.png
 
 
-def find_test_pairs(data_dir: Path, limit: int | None = None) -> list[PhotoPair]:
-    """The test photos of ``data_dir`` in name order, each gray copy with its colour twin."""
-    gray_dir, truth_dir = Path(data_dir) / "test_x", Path(data_dir) / "test_y"
+def find_pairs(
+    data_dir: Path, *, split: str = "test", limit: int | None = None, per_photo: int | None = None
+) -> list[PhotoPair]:
+    """The photos of a split in name order, each gray copy with its colour twin.
+
+    ``per_photo``: at most this many files of each source photo (the first by name), so a photo
+    cropped a hundred times weighs no more than one kept whole.
+    """
+    gray_dir, truth_dir = Path(data_dir) / f"{split}_x", Path(data_dir) / f"{split}_y"
     gray_paths = sorted(gray_dir.glob("*.png"))
     if not gray_paths:
-        raise FileNotFoundError(f"No test photos: {gray_dir} holds no *.png")
+        raise FileNotFoundError(f"No {split} photos: {gray_dir} holds no *.png")
+    if per_photo is not None:
+        gray_paths = _at_most_per_photo(gray_paths, source_photos(data_dir), per_photo)
     if limit is not None:
         if limit < 1:
             raise ValueError(f"limit must be at least 1. Received: {limit}")
@@ -73,6 +83,17 @@ def load_pair(pair: PhotoPair) -> tuple[Image.Image, Image.Image]:
     if gray.size != truth.size:
         raise ValueError(f"{pair.gray_path.name}: gray is {gray.size} but its twin is {truth.size}")
     return gray, truth
+
+
+def _at_most_per_photo(paths: list[Path], photo_of: Mapping[str, str], per_photo: int) -> list[Path]:
+    taken: Counter[str] = Counter()
+    kept = []
+    for path in paths:
+        photo = photo_of.get(path.name, path.name)
+        taken[photo] += 1
+        if taken[photo] <= per_photo:
+            kept.append(path)
+    return kept
 
 
 @dataclass
@@ -127,13 +148,15 @@ def score(
     colorize: Colorize,
     data_dir: Path,
     *,
+    split: str = "test",
+    per_photo: int | None = None,
     limit: int | None = None,
     batch_size: int = BATCH_SIZE,
     label: str = "model",
     keep: int = GRID_ROWS,
 ) -> Scored:
-    """Colorize the test photos in batches with ``colorize`` and score them against the truth."""
-    pairs = find_test_pairs(data_dir, limit)
+    """Colorize a split's photos in batches with ``colorize`` and score them against the truth."""
+    pairs = find_pairs(data_dir, split=split, limit=limit, per_photo=per_photo)
     tally = Tally()
     samples: list[tuple[Image.Image, Image.Image, Image.Image]] = []
     with tqdm(total=len(pairs), desc=f"evaluate {label}", unit="img") as progress:
@@ -156,17 +179,24 @@ def model_colorizer(model_dir: Path) -> tuple[str, Colorize]:
     )
 
 
+def in_memory_colorizer(predict_rgb: Callable[[tf.Tensor], tf.Tensor], size: int) -> Colorize:
+    """A colorize function over a model still in training (``gray -> rgb`` tensors), as the service does it."""
+    return partial(colorize_images, predict=lambda batch: predict_rgb(tf.constant(batch)).numpy(), size=size)
+
+
 def evaluate(
     model_dir: Path,
     data_dir: Path,
     *,
+    split: str = "test",
+    per_photo: int | None = None,
     grid_path: Path | None = None,
     limit: int | None = None,
     batch_size: int = BATCH_SIZE,
 ) -> dict[str, float]:
-    """Score the exported model at ``model_dir`` (a version folder or a root of versions)."""
+    """Score the exported model at ``model_dir`` (a version folder or a root of versions) on ``split``."""
     label, colorize = model_colorizer(model_dir)
-    scored = score(colorize, data_dir, limit=limit, batch_size=batch_size, label=label)
+    scored = score(colorize, data_dir, split=split, per_photo=per_photo, limit=limit, batch_size=batch_size, label=label)
     if grid_path is not None:
         save_comparison_grid({label: scored}, grid_path)
     return scored.metrics

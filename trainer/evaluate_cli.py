@@ -15,7 +15,9 @@ app = typer.Typer(add_completion=False)
 @app.command("evaluate")
 def evaluate_command(
     model_dir: Annotated[Path, typer.Argument(help="A model version folder, or a root of versions.")],
-    data: Annotated[Path, typer.Argument(help="A dataset folder holding test_x/ and test_y/.")],
+    data: Annotated[Path, typer.Argument(help="A dataset folder holding test_x/ and test_y/ (or another split's).")],
+    split: Annotated[str, typer.Option(help="Which split to score: val while choosing, test once at the end.")] = "test",
+    per_photo: Annotated[int | None, typer.Option(min=1, help="Score at most N files of each source photo.")] = None,
     grid: Annotated[Path | None, typer.Option(help="Write a gray | model | truth PNG grid here.")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Score only the first N test photos.")] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write the results as JSON.")] = None,
@@ -25,7 +27,7 @@ def evaluate_command(
     ] = None,
     grid_rows: Annotated[int, typer.Option(min=1, help="Test photos in the grid.")] = 6,
 ) -> None:
-    """Score MODEL_DIR on DATA's test split and print a Markdown table of the metrics."""
+    """Score MODEL_DIR on a split of DATA and print a Markdown table of the metrics."""
     from trainer.evaluate import format_table, gray_as_rgb, model_colorizer, save_comparison_grid, score  # loads TensorFlow
 
     results = {}
@@ -33,9 +35,9 @@ def evaluate_command(
         label, colorize = model_colorizer(path)
         if label in results:
             label = f"{label} ({path})"
-        results[label] = score(colorize, data, limit=limit, label=label, keep=grid_rows)
+        results[label] = score(colorize, data, split=split, per_photo=per_photo, limit=limit, label=label, keep=grid_rows)
     if baseline_gray:
-        results["gray"] = score(gray_as_rgb, data, limit=limit, label="gray", keep=grid_rows)
+        results["gray"] = score(gray_as_rgb, data, split=split, per_photo=per_photo, limit=limit, label="gray", keep=grid_rows)
     rows = {label: scored.metrics for label, scored in results.items()}
     typer.echo(format_table(rows))
     if grid is not None:

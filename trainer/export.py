@@ -32,12 +32,19 @@ class ServingModule(tf.Module):
         self.generator = generator
         self._architecture = architecture
         side = None if architecture.accepts_other_sizes else architecture.native_size
-        spec = tf.TensorSpec([None, side, side, 1], tf.float32, name=contract.INPUT_KEY)
+        specs = [tf.TensorSpec([None, side, side, 1], tf.float32, name=contract.INPUT_KEY)]
+        if architecture.takes_hints:
+            specs.append(tf.TensorSpec([None, side, side, contract.HINT_CHANNELS], tf.float32, name=contract.HINTS_KEY))
         # Plain TensorFlow ops, so no AutoGraph: it re-reads source files, which may have changed on disk since.
-        self.serve = tf.function(self._serve, input_signature=[spec], autograph=False)
+        serve = self._serve_with_hints if architecture.takes_hints else self._serve
+        self.serve = tf.function(serve, input_signature=specs, autograph=False)
 
     def _serve(self, gray: tf.Tensor) -> dict[str, tf.Tensor]:
         output = self.generator(gray, training=False)
+        return {contract.OUTPUT_KEY: self._architecture.to_rgb(gray, output)}
+
+    def _serve_with_hints(self, gray: tf.Tensor, hints: tf.Tensor) -> dict[str, tf.Tensor]:
+        output = self.generator([gray, hints], training=False)
         return {contract.OUTPUT_KEY: self._architecture.to_rgb(gray, output)}
 
 
@@ -84,6 +91,7 @@ def export_model(
             "size": architecture.native_size,
             "accepts_other_sizes": architecture.accepts_other_sizes,
             "size_multiple": architecture.size_multiple,
+            "hints": architecture.takes_hints,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             **metadata,
         }

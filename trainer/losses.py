@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from trainer import color
+
 Losses = dict[str, tf.Tensor]
 
 
@@ -51,17 +53,32 @@ def seed_discriminator_loss(
     return {"total": real + fake, "real": real, "fake": fake}
 
 
-# --- ours: L1 on chroma plus a non-saturating adversarial term that reaches the generator -------
+# --- ours: chroma as a distribution over (a, b) bins, or plain L1; an optional adversarial term ---
 
 
-def generator_loss(
-    fake_chroma, real_chroma, fake_logits, *, global_batch_size: int, l1_weight: float
-) -> Losses:
+def chroma_cross_entropy(logits, real_chroma, bins, *, stride: int, global_batch_size: int) -> Losses:
+    """Cross-entropy of the predicted bin distribution ``(B, H/stride, W/stride, Q)`` against the
+    true chroma ``(B, H, W, 2)``, averaged over each ``stride`` square and soft-encoded over nearby bins.
+
+    A distribution keeps every plausible colour of an ambiguous object instead of averaging them to
+    gray-brown, and its decoding can be made bolder or safer after training (Zhang et al. 2016).
+    """
+    coarse = tf.nn.avg_pool2d(tf.cast(real_chroma, tf.float32), stride, stride, "VALID")
+    targets = color.soft_encode(coarse, bins)
+    values = -tf.reduce_sum(targets * tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1), axis=-1)
+    cross_entropy = _average(_per_example_mean(values), global_batch_size)
+    return {"total": cross_entropy, "cross_entropy": cross_entropy}
+
+
+def chroma_l1(fake_chroma, real_chroma, *, global_batch_size: int, weight: float) -> Losses:
     l1 = _average(_per_example_mean(tf.abs(fake_chroma - real_chroma)), global_batch_size)
-    adversarial = _average(
-        _bce(tf.ones_like(fake_logits), fake_logits, from_logits=True), global_batch_size
-    )
-    return {"total": l1_weight * l1 + adversarial, "l1": l1, "adversarial": adversarial}
+    return {"total": weight * l1, "l1": l1}
+
+
+def with_adversarial(parts: Losses, fake_logits, *, global_batch_size: int, weight: float) -> Losses:
+    """Add the non-saturating adversarial term, ``weight`` times, to a generator's losses."""
+    adversarial = _average(_bce(tf.ones_like(fake_logits), fake_logits, from_logits=True), global_batch_size)
+    return {**parts, "total": parts["total"] + weight * adversarial, "adversarial": adversarial}
 
 
 def discriminator_loss(

@@ -13,6 +13,9 @@ import keras
 import tensorflow as tf
 from keras import layers
 
+from trainer import color
+from trainer.config import Head
+
 SEED_SIZE = 200
 
 
@@ -61,39 +64,72 @@ def build_seed_discriminator(size: int = SEED_SIZE) -> keras.Model:
     return keras.Model(rgb, probability, name="seed_discriminator")
 
 
-# --- ours: a strided U-Net on Lab chroma -------------------------------------------------------
-
+# --- ours: a strided U-Net on Lab chroma, with the whole scene in view and colour hints ------------
 
 @dataclass(frozen=True)
 class UNetConfig:
     """The shape of the default generator.
 
     widths: channels at full, 1/2, 1/4 and 1/8 resolution.
-    bottleneck_dilations: dilated 3x3 convolutions at 1/8 resolution; they give the network a
-        receptive field of most of a 200x200 photo (sky above, grass below) at little cost.
-    Chroma is predicted at half resolution and upsampled: colour varies slowly, and the service
-    joins it with full-resolution luminance anyway.
+    bottleneck_dilations: dilated 3x3 convolutions at 1/8 resolution, for a receptive field of most
+        of a 200x200 photo at little cost.
+    global_context: fuse a summary of the whole photo into every position of the bottleneck
+        (Iizuka et al. 2016), so colour is decided with the whole scene in view, not patch by patch.
+    head: ``classes``: a distribution over quantized (a, b) bins at 1/4 resolution (Zhang et al.
+        2016), decoded by an annealed mean; ``regression``: chroma itself at 1/2 resolution.
+    hints: take a second input of user colour hints (Zhang et al. 2017; see service/contract.py).
     """
 
     widths: tuple[int, int, int, int] = (16, 32, 64, 128)
     bottleneck_dilations: tuple[int, ...] = (1, 2, 4)
+    global_context: bool = True
+    head: Head = "classes"
+    hints: bool = True
     discriminator_widths: tuple[int, ...] = (32, 64, 128)
 
     def __post_init__(self) -> None:
         if len(self.widths) != 4 or min(self.widths) < 1:
             raise ValueError(f"`widths` must be 4 positive channel counts. Received: widths={self.widths}")
+        if self.head not in ("classes", "regression"):
+            raise ValueError(f"`head` must be 'classes' or 'regression'. Received: head={self.head!r}")
 
 
 UNET_MULTIPLE = 8  # three stride-2 stages: input sides must divide by 8
 
 
-class Upsample2x(layers.Layer):
-    """Bilinear 2x upsampling that also works when H and W are unknown until run time
+class Upsample(layers.Layer):
+    """Bilinear upsampling by ``factor`` that also works when H and W are unknown until run time
     (Keras' UpSampling2D needs them at trace time, which an any-size SavedModel signature lacks)."""
 
+    def __init__(self, factor: int = 2, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.factor = factor
+
     def call(self, x):
-        size = tf.shape(x)[1:3] * 2
+        size = tf.shape(x)[1:3] * self.factor
         return tf.cast(tf.image.resize(x, size, method="bilinear"), x.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor}
+
+
+class BroadcastGlobal(layers.Layer):
+    """Tile a per-photo vector ``(B, 1, 1, C)`` over the positions of ``like`` ``(B, h, w, *)``."""
+
+    def call(self, summary, like):
+        shape = tf.concat([tf.shape(like)[:3], tf.shape(summary)[3:]], axis=0)
+        return tf.broadcast_to(summary, shape)
+
+
+class HintFeatures(layers.Layer):
+    """Hints ``(B, H, W, 4)`` (sRGB colour + mask) to ``(B, H, W, 3)``: Lab chroma / AB_SCALE where
+    the mask is set, zero elsewhere, and the mask. The luminance of a hint's colour is dropped."""
+
+    def call(self, hints):
+        hints = tf.cast(hints, tf.float32)
+        mask = hints[..., 3:]
+        chroma = color.rgb_to_lab(hints[..., :3])[..., 1:] / color.AB_SCALE * mask
+        return tf.cast(tf.concat([chroma, mask], axis=-1), self.compute_dtype)
 
 
 def _conv_bn_relu(x, filters: int, name: str, *, strides: int = 1, dilation: int = 1):
@@ -104,14 +140,29 @@ def _conv_bn_relu(x, filters: int, name: str, *, strides: int = 1, dilation: int
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
-def build_unet_generator(config: UNetConfig = UNetConfig()) -> keras.Model:
-    """Gray ``(B, H, W, 1)`` in [0, 1] to chroma ``(B, H, W, 2)``: Lab (a, b) / AB_SCALE in [-1, 1].
+def _global_fusion(x, width: int):
+    summary = layers.GlobalAveragePooling2D(keepdims=True, name="global_pool")(x)
+    summary = layers.Dense(width, activation="relu", name="global_dense1")(summary)
+    summary = layers.Dense(width, activation="relu", name="global_dense2")(summary)
+    fused = layers.Concatenate(name="global_concat")([x, BroadcastGlobal(name="global_broadcast")(summary, x)])
+    return layers.Conv2D(width, 1, activation="relu", name="global_fusion")(fused)
 
+
+def build_unet_generator(config: UNetConfig = UNetConfig(), bins: int | None = None) -> keras.Model:
+    """Gray ``(B, H, W, 1)`` in [0, 1] (and hints ``(B, H, W, 4)``) to the head's output.
+
+    ``regression``: chroma ``(B, H, W, 2)``, Lab (a, b) / AB_SCALE in [-1, 1].
+    ``classes``: logits ``(B, H/4, W/4, bins)`` over the (a, b) bins of ``color.gamut_ab_bins``.
     Fully convolutional: H and W may be any multiples of 8.
     """
     full, half, quarter, eighth = config.widths
     gray = layers.Input((None, None, 1), name="gray")
+    inputs = [gray]
     x = layers.Rescaling(2.0, offset=-1.0, name="center")(gray)  # [0, 1] -> [-1, 1]
+    if config.hints:
+        hints = layers.Input((None, None, 4), name="hints")
+        inputs.append(hints)
+        x = layers.Concatenate(name="with_hints")([x, HintFeatures(name="hint_features")(hints)])
 
     e1 = _conv_bn_relu(x, full, "enc1")  # (B, H, W, full)
     e2 = _conv_bn_relu(e1, half, "enc2_down", strides=2)
@@ -123,14 +174,21 @@ def build_unet_generator(config: UNetConfig = UNetConfig()) -> keras.Model:
     for dilation in config.bottleneck_dilations:
         x = _conv_bn_relu(x, eighth, f"bottleneck_d{dilation}", dilation=dilation)
     x = layers.Add(name="bottleneck_residual")([x, bottleneck_in])  # (B, H/8, W/8, eighth)
+    if config.global_context:
+        x = _global_fusion(x, eighth)
 
-    x = Upsample2x(name="dec3_up")(x)
-    x = _conv_bn_relu(layers.Concatenate(name="dec3_concat")([x, e3]), quarter, "dec3")
-    x = Upsample2x(name="dec2_up")(x)
-    x = _conv_bn_relu(layers.Concatenate(name="dec2_concat")([x, e2]), half, "dec2")
-    chroma = layers.Conv2D(2, 1, activation="tanh", dtype="float32", name="chroma_half")(x)
-    chroma = Upsample2x(dtype="float32", name="chroma")(chroma)
-    return keras.Model(gray, chroma, name="unet_generator")
+    x = Upsample(name="dec3_up")(x)
+    x = _conv_bn_relu(layers.Concatenate(name="dec3_concat")([x, e3]), quarter, "dec3")  # (B, H/4, W/4, quarter)
+    if config.head == "classes":
+        if not bins:
+            raise ValueError(f"The classes head needs the number of (a, b) bins. Received: bins={bins}")
+        output = layers.Conv2D(bins, 1, dtype="float32", name="ab_logits")(x)
+    else:
+        x = Upsample(name="dec2_up")(x)
+        x = _conv_bn_relu(layers.Concatenate(name="dec2_concat")([x, e2]), half, "dec2")
+        chroma = layers.Conv2D(2, 1, activation="tanh", dtype="float32", name="chroma_half")(x)
+        output = Upsample(dtype="float32", name="chroma")(chroma)
+    return keras.Model(inputs if len(inputs) > 1 else gray, output, name="unet_generator")
 
 
 def build_patch_discriminator(config: UNetConfig = UNetConfig()) -> keras.Model:

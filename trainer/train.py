@@ -1,11 +1,14 @@
-"""The GAN training loop: distributed train step, resumable checkpoints, progress, samples.
+"""The training loop: distributed train step, resumable checkpoints, progress, validation, samples.
 
-Rerunning the same command resumes from the last checkpoint, even mid-epoch: each epoch's shuffle
-is seeded by its number, so the batches already trained on are skipped exactly.
+Rerunning the same command resumes from the last checkpoint, even mid-epoch: each epoch's files
+and shuffle are seeded by its number, so the batches already trained on are skipped exactly.
+Every ``validate_every_min`` CPU-minutes the weight average is scored on the validation split
+(``validation.csv`` in the run folder: the learning curve every choice is made on).
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -17,11 +20,13 @@ import keras
 import tensorflow as tf
 from tqdm import tqdm
 
-from trainer import data, samples
+from trainer import data, evaluate, samples
 from trainer.architectures import Architecture, get_architecture
 from trainer.config import TrainConfig
 
-SAMPLE_COUNT = 8  # test photos in each sample grid
+SAMPLE_COUNT = 8  # validation photos in each sample grid
+VALIDATION_PHOTO_CROPS = 2  # files of each source photo scored at each validation
+VALIDATION_FILE = "validation.csv"
 CHECKPOINTS_KEPT = 3
 
 
@@ -65,7 +70,11 @@ class GANTrainer:
     def __init__(self, config: TrainConfig) -> None:
         self.config = config
         self.architecture: Architecture = get_architecture(
-            config.arch, l1_weight=config.l1_weight, label_softening=config.label_softening
+            config.arch,
+            head=config.head,
+            l1_weight=config.l1_weight,
+            adversarial_weight=config.adversarial_weight,
+            label_softening=config.label_softening,
         )
         self.strategy = choose_strategy()
         self.global_batch_size = config.batch_size * self.strategy.num_replicas_in_sync
@@ -74,10 +83,11 @@ class GANTrainer:
             self.generator = self.architecture.build_generator()
             self.discriminator = self.architecture.build_discriminator()
             self.generator_optimizer = self._optimizer(lr)
-            self.discriminator_optimizer = self._optimizer(lr)
             # Built now, not at the first step, so a checkpoint restores into them immediately.
             self.generator_optimizer.build(self.generator.trainable_variables)
-            self.discriminator_optimizer.build(self.discriminator.trainable_variables)
+            if self.discriminator is not None:
+                self.discriminator_optimizer = self._optimizer(lr)
+                self.discriminator_optimizer.build(self.discriminator.trainable_variables)
             self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
             self.step_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="step_in_epoch")
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
@@ -86,9 +96,7 @@ class GANTrainer:
             self.generator_average = self._averaged_copy(self.generator) if self.ema_decay else None
         tracked = dict(
             generator=self.generator,
-            discriminator=self.discriminator,
             generator_optimizer=self.generator_optimizer,
-            discriminator_optimizer=self.discriminator_optimizer,
             epoch=self.epoch,
             step_in_epoch=self.step_in_epoch,
             step=self.step,
@@ -96,6 +104,8 @@ class GANTrainer:
         )
         if self.generator_average is not None:
             tracked["generator_average"] = self.generator_average
+        if self.discriminator is not None:
+            tracked.update(discriminator=self.discriminator, discriminator_optimizer=self.discriminator_optimizer)
         self.checkpoint = tf.train.Checkpoint(**tracked)
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, str(config.run_dir / "checkpoints"), max_to_keep=CHECKPOINTS_KEPT
@@ -119,31 +129,34 @@ class GANTrainer:
 
     # --- one step -------------------------------------------------------------------------------
 
-    def _replica_step(self, gray: tf.Tensor, rgb: tf.Tensor) -> dict[str, tf.Tensor]:
+    def generator_inputs(self, gray: tf.Tensor, hints: tf.Tensor):
+        return [gray, hints] if self.architecture.takes_hints else gray
+
+    def _replica_step(self, gray: tf.Tensor, rgb: tf.Tensor, hints: tf.Tensor) -> dict[str, tf.Tensor]:
         arch = self.architecture
         target = arch.target(rgb)
+        adversarial = self.discriminator is not None
         with tf.GradientTape() as generator_tape, tf.GradientTape() as discriminator_tape:
-            fake = self.generator(gray, training=True)
-            real_score = arch.discriminate(self.discriminator, gray, target, training=True)
-            fake_score = arch.discriminate(self.discriminator, gray, fake, training=True)
-            generator_losses = arch.generator_loss(
-                fake, target, fake_score, global_batch_size=self.global_batch_size
-            )
-            discriminator_losses = arch.discriminator_loss(
-                real_score,
-                fake_score,
-                global_batch_size=self.global_batch_size,
-                seed=tf.stack([self.step, tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int64)]),
-            )
+            fake = self.generator(self.generator_inputs(gray, hints), training=True)
+            fake_score = arch.discriminate(self.discriminator, gray, fake, training=True) if adversarial else None
+            generator_losses = arch.generator_loss(fake, target, fake_score, global_batch_size=self.global_batch_size)
             # Under mixed precision the loss is scaled up, inside the tape, so float16 gradients don't underflow.
             generator_objective = self._scaled(self.generator_optimizer, generator_losses["total"])
-            discriminator_objective = self._scaled(self.discriminator_optimizer, discriminator_losses["total"])
+            if adversarial:
+                real_score = arch.discriminate(self.discriminator, gray, target, training=True)
+                discriminator_losses = arch.discriminator_loss(
+                    real_score,
+                    fake_score,
+                    global_batch_size=self.global_batch_size,
+                    seed=tf.stack([self.step, tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int64)]),
+                )
+                discriminator_objective = self._scaled(self.discriminator_optimizer, discriminator_losses["total"])
         self._apply(generator_tape, generator_objective, self.generator, self.generator_optimizer)
-        self._apply(discriminator_tape, discriminator_objective, self.discriminator, self.discriminator_optimizer)
-        return {
-            **{f"g/{name}": value for name, value in generator_losses.items()},
-            **{f"d/{name}": value for name, value in discriminator_losses.items()},
-        }
+        logged = {f"g/{name}": value for name, value in generator_losses.items()}
+        if adversarial:
+            self._apply(discriminator_tape, discriminator_objective, self.discriminator, self.discriminator_optimizer)
+            logged.update({f"d/{name}": value for name, value in discriminator_losses.items()})
+        return logged
 
     @staticmethod
     def _scaled(optimizer: keras.optimizers.Optimizer, loss: tf.Tensor) -> tf.Tensor:
@@ -197,29 +210,31 @@ class GANTrainer:
 
     def fit(self) -> TrainResult:
         config = self.config
-        pairs = data.decoded_pairs(config.data, "train")
-        steps_per_epoch = int(pairs.cardinality()) // self.global_batch_size  # batches drop their remainder
+        sampler = data.EpochSampler(config.data, crops_per_photo=config.crops_per_photo, seed=config.seed)
+        steps_per_epoch = sampler.files_per_epoch // self.global_batch_size  # batches drop their remainder
         if steps_per_epoch == 0:
             raise ValueError(
                 f"The training split has fewer images than one batch. Received: batch_size={config.batch_size}"
                 f" on each of {self.strategy.num_replicas_in_sync} replicas"
             )
         writer = tf.summary.create_file_writer(str(config.run_dir / "logs"))
-        sample_gray, sample_rgb = data.sample_batch(config.data, SAMPLE_COUNT)
+        holdout = data.holdout_split(config.data)
+        sample_gray, sample_rgb = data.holdout_pairs(config.data, SAMPLE_COUNT, holdout)
         stopped_by_budget = False
         last_save = time.monotonic()
         cpu_mark = time.process_time()
-
+        next_validation = self._next_validation()
+        self._last_validated_step = -1
         while int(self.epoch) < config.epochs and not stopped_by_budget:
             epoch = int(self.epoch)
             skip = int(self.step_in_epoch)
             batches = data.training_batches(
-                pairs,
+                sampler.epoch_files(epoch),
                 batch_size=self.global_batch_size,
-                epoch=epoch,
-                seed=config.seed,
+                seed=(config.seed, epoch),
                 flips=self.architecture.augment_flips,
                 crop=self.architecture.train_crop,
+                hints=self.architecture.takes_hints,
             ).skip(skip)
             batches = self.strategy.experimental_distribute_dataset(batches)
             progress = tqdm(
@@ -246,6 +261,10 @@ class GANTrainer:
                 if time.monotonic() - last_save > config.checkpoint_every_min * 60:
                     self.manager.save(checkpoint_number=self.step)
                     last_save = time.monotonic()
+                if float(self.cpu_seconds) >= next_validation:
+                    self.validate(holdout, writer)
+                    cpu_mark = time.process_time()  # validation is not training: it is left out of the budget
+                    next_validation = self._next_validation()
             progress.close()
             if not stopped_by_budget:
                 self.epoch.assign_add(1)
@@ -254,8 +273,47 @@ class GANTrainer:
             last_save = time.monotonic()
             if stopped_by_budget or int(self.epoch) % config.sample_every == 0 or int(self.epoch) == config.epochs:
                 self.save_samples(sample_gray, sample_rgb)
+        if self._last_validated_step != int(self.step):
+            self.validate(holdout, writer)
         writer.flush()
         return self.result(stopped_by_budget=stopped_by_budget)
+
+    def _next_validation(self) -> float:
+        every = self.config.validate_every_min * 60
+        return (math.floor(float(self.cpu_seconds) / every) + 1) * every
+
+    def predict_rgb(self, gray: tf.Tensor, hints: tf.Tensor | None = None) -> tf.Tensor:
+        """What an export of the weights as they stand would output."""
+        hints = tf.zeros(tf.concat([tf.shape(gray)[:3], [4]], 0)) if hints is None else hints
+        output = self.serving_generator(self.generator_inputs(gray, hints), training=False)
+        return self.architecture.to_rgb(gray, output)
+
+    def validate(self, split: str, writer) -> dict[str, float]:
+        """Score the served weights on ``split`` as the service would; append a row to ``validation.csv``."""
+        scored = evaluate.score(
+            evaluate.in_memory_colorizer(self.predict_rgb, self.architecture.native_size),
+            self.config.data,
+            split=split,
+            per_photo=VALIDATION_PHOTO_CROPS,
+            label=f"{split} at step {int(self.step)}",
+            keep=0,
+        )
+        self._last_validated_step = int(self.step)
+        row = {"step": int(self.step), "cpu_minutes": round(float(self.cpu_seconds) / 60, 2), **scored.metrics}
+        path = self.config.run_dir / VALIDATION_FILE
+        with path.open("a", newline="") as file:
+            table = csv.DictWriter(file, fieldnames=list(row))
+            if file.tell() == 0:
+                table.writeheader()
+            table.writerow(row)
+        with writer.as_default(step=int(self.step)):
+            for name, value in scored.metrics.items():
+                tf.summary.scalar(f"{split}/{name}", value)
+        tqdm.write(
+            f"{split} at {row['cpu_minutes']:.1f} CPU-min: ΔE2000 {scored.metrics['ciede2000']:.2f}, "
+            f"PSNR {scored.metrics['psnr']:.2f}, colourfulness/truth {scored.metrics['colorfulness_ratio']:.2f}"
+        )
+        return scored.metrics
 
     def result(self, *, stopped_by_budget: bool = False) -> TrainResult:
         """Where the run stands now, from its checkpointed counters."""
@@ -288,8 +346,8 @@ class GANTrainer:
                 tf.summary.scalar("images_per_second", rate)
 
     def save_samples(self, gray: tf.Tensor, rgb: tf.Tensor) -> Path:
-        """A PNG grid of test photos: gray | ours | truth."""
-        predicted = self.architecture.to_rgb(gray, self.serving_generator(gray, training=False)).numpy()
+        """A PNG grid of validation photos: gray | ours | truth."""
+        predicted = self.predict_rgb(gray).numpy()
         rows = [
             [samples.to_image(g), samples.to_image(p), samples.to_image(t)]
             for g, p, t in zip(gray.numpy(), predicted, rgb.numpy())

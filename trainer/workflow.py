@@ -10,7 +10,10 @@ from tqdm import tqdm
 from trainer.config import TrainConfig
 from trainer.dataset.build import dataset_fingerprint
 from trainer.export import export_model
-from trainer.train import GANTrainer, TrainResult, configure_runtime, prepare_run
+from trainer import data
+from trainer.train import VALIDATION_PHOTO_CROPS, GANTrainer, TrainResult, configure_runtime, prepare_run
+
+PATH_OPTIONS = ("data", "run_dir", "models_dir")
 
 
 def train_and_export(config: TrainConfig, *, export: bool = True) -> Path | None:
@@ -25,7 +28,10 @@ def train_and_export(config: TrainConfig, *, export: bool = True) -> Path | None
     return _export(trainer, result, evaluate=True)
 
 
-def export_run(run_dir: Path, *, models_dir: Path | None = None, evaluate: bool = True) -> Path:
+def export_run(
+    run_dir: Path, *, models_dir: Path | None = None, evaluate: bool = True, temperature: float | None = None
+) -> Path:
+    """Export the newest checkpoint of ``run_dir``; ``temperature`` sets the classes head's decoding."""
     config_path = run_dir / "config.json"
     if not config_path.is_file():
         raise FileNotFoundError(f"{run_dir} is not a training run (no config.json)")
@@ -36,16 +42,20 @@ def export_run(run_dir: Path, *, models_dir: Path | None = None, evaluate: bool 
     trainer = GANTrainer(config)
     if not trainer.restore():
         raise FileNotFoundError(f"No checkpoint in {run_dir / 'checkpoints'}")
+    if temperature is not None:
+        trainer.architecture.temperature = temperature
     return _export(trainer, trainer.result(), evaluate=evaluate)
 
 
 def _export(trainer: GANTrainer, result: TrainResult, *, evaluate: bool) -> Path:
     config = trainer.config
     evaluator = None
-    if evaluate and (config.data / "test_x").is_dir():
+    holdout = data.holdout_split(config.data)
+    if evaluate and (config.data / f"{holdout}_x").is_dir():
         from trainer.evaluate import evaluate as evaluate_model
 
-        evaluator = partial(evaluate_model, data_dir=config.data)
+        evaluator = partial(evaluate_model, data_dir=config.data, split=holdout, per_photo=VALIDATION_PHOTO_CROPS)
+    decoding = {"temperature": trainer.architecture.temperature} if getattr(trainer.architecture, "bins", None) is not None else {}
 
     version_dir = export_model(
         trainer.serving_generator,
@@ -56,7 +66,10 @@ def _export(trainer: GANTrainer, result: TrainResult, *, evaluate: bool) -> Path
             "epochs": result.epochs_completed,
             "steps": result.steps,
             "cpu_minutes": round(result.cpu_minutes, 2),
-            "train": config.to_json(),
+            "metrics_split": holdout,
+            **decoding,
+            # Folder names only: the training machine's paths mean nothing where the model is served.
+            "train": {key: Path(value).name if key in PATH_OPTIONS else value for key, value in config.to_json().items()},
         },
         evaluate=evaluator,
     )

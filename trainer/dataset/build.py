@@ -1,7 +1,8 @@
 """Build the training dataset from folders of raw photos: the seed's ten steps, minus the scraping.
 
 ``RAW/<category>/*`` goes in. Out come ``OUT/{train,test}_y/<hex>.png``, the colour targets, and
-``OUT/{train,test}_x/<hex>.png``, their grayscale twins under the same names, plus
+``OUT/{train,test}_x/<hex>.png``, their grayscale twins under the same names (and ``val_{x,y}`` when
+the split is by collection), plus
 ``OUT/manifest.json``: the options, what became of every input file and why, and the dataset's
 fingerprint. RAW is only ever read.
 
@@ -34,15 +35,17 @@ from tqdm import tqdm
 from service.pipeline import to_grayscale
 
 Fit = Literal["stretch", "crop"]
-Split = Literal["train", "test"]
+Split = Literal["train", "val", "test"]
 Status = Literal["kept", "converted", "dropped"]
 
-SPLIT_FOLDERS = ("train_x", "train_y", "test_x", "test_y")
+SPLIT_FOLDERS = ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT_VERSION = 1
 STAGING_NAME = ".building"
 # What the source photo's name looks like in ../shared/datasets/photos: `water0_012.jpg`.
 PHOTOS_SOURCE_PATTERN = r"^(.+)_(\d{3}|whole)\.jpg$"
+# Its collection (one photographer, style or subject): the name's leading letters, `water` of `water0_012.jpg`.
+PHOTOS_COLLECTION_PATTERN = r"^([a-z]+)"
 
 # The seed kept jpeg/jpg/bmp/png; WebP is a photo format scrapers often bring home. GIF is left out:
 # at most 256 colours makes a poor colour target. MPO is how PIL names some cameras' JPEGs.
@@ -79,6 +82,11 @@ class BuildOptions:
     test_per_category: int = 10  # images of each category in test_y
     seed: int | None = None  # None: drawn at random, and recorded in the manifest
     group_by_source: str | None = None  # regex; group 1 names a file's source photo
+    # regex; group 1 names a file's collection. When set, whole collections go to val and test
+    # (about these fractions of the source photos each) and test_per_category is not used.
+    collection_of: str | None = None
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
     force: bool = False  # replace a dataset already in OUT
     workers: int = min(8, os.cpu_count() or 1)
 
@@ -93,18 +101,24 @@ class BuildOptions:
             )
         if self.workers < 1:
             raise ValueError(f"workers must be at least 1. Received: workers={self.workers}")
-        if self.group_by_source is not None:
-            try:
-                pattern = re.compile(self.group_by_source)
-            except re.error as error:
-                raise ValueError(
-                    f"group_by_source is not a valid regex ({error}). Received: {self.group_by_source!r}"
-                ) from None
-            if pattern.groups < 1:
-                raise ValueError(
-                    "group_by_source needs a group naming the source, like (.+). "
-                    f"Received: {self.group_by_source!r}"
-                )
+        for option in ("group_by_source", "collection_of"):
+            _check_naming_regex(option, getattr(self, option))
+        if not (0 <= self.val_fraction < 1 and 0 <= self.test_fraction < 1 and self.val_fraction + self.test_fraction < 1):
+            raise ValueError(
+                "val_fraction and test_fraction must be in [0, 1) and leave photos for training. "
+                f"Received: val_fraction={self.val_fraction}, test_fraction={self.test_fraction}"
+            )
+
+
+def _check_naming_regex(option: str, value: str | None) -> None:
+    if value is None:
+        return
+    try:
+        pattern = re.compile(value)
+    except re.error as error:
+        raise ValueError(f"{option} is not a valid regex ({error}). Received: {value!r}") from None
+    if pattern.groups < 1:
+        raise ValueError(f"{option} needs a group naming what it finds, like (.+). Received: {value!r}")
 
 
 @dataclass(frozen=True)
@@ -120,6 +134,7 @@ class Entry:
     conversions: tuple[str, ...] = ()
     name: str | None = None  # the new name, shared by the x and y twins
     group: str | None = None  # source photo; files of one group share a split
+    collection: str | None = None  # with --collection-of: collections share a split
     split: Split | None = None
 
 
@@ -275,6 +290,33 @@ def pick_test(groups: Mapping[str, Mapping[str, Sequence[str]]], per_category: i
     return TestPick(frozenset(test), frozenset(held_out))
 
 
+def pick_by_collection(
+    collections: Mapping[str, Mapping[str, Sequence[str]]], *, val_fraction: float, test_fraction: float, seed: int
+) -> dict[str, Split]:
+    """Whole collections for val and test, about the given fractions of the source photos each.
+
+    ``collections`` is collection -> source photo -> names. Collections are taken in a seeded random
+    order; each goes to test, else val, if it fits in what that split still lacks, else to train.
+    So the model is scored on photographers, styles and subjects it never trained on. Returns name -> split.
+    """
+    total_photos = sum(len(sources) for sources in collections.values())
+    wanted: dict[Split, float] = {"test": test_fraction * total_photos, "val": val_fraction * total_photos}
+    taken: Counter[str] = Counter()
+    rng = random.Random(f"{seed}/collections")
+    order = sorted(collections)
+    rng.shuffle(order)
+    split_of: dict[str, Split] = {}
+    for collection in order:
+        photos = len(collections[collection])
+        split: Split = next(
+            (held for held in ("test", "val") if taken[held] + photos <= wanted[held]), "train"
+        )
+        taken[split] += photos
+        for names in collections[collection].values():
+            split_of.update(dict.fromkeys(names, split))
+    return split_of
+
+
 # Step 8.
 def assign_splits(kept: Sequence[Entry], test: Collection[str]) -> list[Entry]:
     """Test for the names picked in step 7, train for all the rest."""
@@ -292,6 +334,8 @@ def dataset_fingerprint(out_dir: Path) -> str:
     lines = []
     for folder in SPLIT_FOLDERS:
         split_dir = out_dir / folder
+        if not split_dir.is_dir() and folder.startswith("val_"):
+            continue  # datasets built before the validation split
         if not split_dir.is_dir():
             raise FileNotFoundError(f"{split_dir} is missing: is {out_dir} a dataset built by `dataset build`?")
         for path in split_dir.iterdir():
@@ -328,10 +372,11 @@ class BuildReport:
             f"  {self.count(status='kept')} kept as they were, {self.count(status='converted')} converted, "
             f"{sum(dropped.values())} dropped"
             + (f" ({', '.join(f'{n} {reason}' for reason, n in sorted(dropped.items()))})" if dropped else ""),
-            f"  train {self.count(split='train')}, test {self.count(split='test')}"
-            + (f", whole source groups by {options.group_by_source}" if options.group_by_source else ""),
+            f"  train {self.count(split='train')}, val {self.count(split='val')}, test {self.count(split='test')}"
+            + (f", whole source groups by {options.group_by_source}" if options.group_by_source else "")
+            + (f", whole collections by {options.collection_of}" if options.collection_of else ""),
             *(
-                f"    {category:<{width}}  train {counts['train']:>4}  test {counts['test']:>3}"
+                f"    {category:<{width}}  train {counts['train']:>4}  val {counts['val']:>3}  test {counts['test']:>3}"
                 for category, counts in sorted(per_category.items())
             ),
             f"  seed {self.seed} (--seed {self.seed} rebuilds this split)",
@@ -350,12 +395,15 @@ def build_dataset(
     sources = list_inputs(raw)
     names = random_names(len(sources), random.Random(f"{seed}/names"))
     pattern = re.compile(options.group_by_source) if options.group_by_source else None
+    collection_pattern = re.compile(options.collection_of) if options.collection_of else None
 
     staging = out / STAGING_NAME
     shutil.rmtree(staging, ignore_errors=True)  # left by a build that was killed
     for folder in ("pool_x", "pool_y"):
         (staging / folder).mkdir(parents=True)
-    process = functools.partial(_process_file, raw, staging=staging, options=options, pattern=pattern)
+    process = functools.partial(
+        _process_file, raw, staging=staging, options=options, pattern=pattern, collection_pattern=collection_pattern
+    )
     try:
         with ThreadPoolExecutor(options.workers) as pool:  # PIL releases the GIL while it decodes and encodes
             work = pool.map(process, sources, names)
@@ -364,13 +412,10 @@ def build_dataset(
         if not kept:
             raise DatasetError(f"none of the {len(entries)} files in {raw} is a usable image")
 
-        groups: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
-        for entry in kept:
-            groups[entry.category][entry.group].append(entry.name)
-        pick = pick_test(groups, options.test_per_category, seed)
-        entries = [_hold_out(entry) if entry.name in pick.held_out else entry for entry in entries]
-        kept = [entry for entry in entries if entry.status != "dropped"]
-        split_of = {entry.name: entry.split for entry in assign_splits(kept, pick.test)}
+        if collection_pattern is not None:
+            split_of = _split_by_collection(kept, options, seed)
+        else:
+            entries, split_of = _split_by_category(entries, options, seed)
         entries = [dataclasses.replace(entry, split=split_of.get(entry.name or "")) for entry in entries]
         _sort_into_splits(staging, split_of)
 
@@ -383,6 +428,29 @@ def build_dataset(
     return report
 
 
+def _split_by_collection(kept: Sequence[Entry], options: BuildOptions, seed: int) -> dict[str, Split]:
+    collections: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for entry in kept:
+        collections[entry.collection][entry.group].append(entry.name)
+    return pick_by_collection(
+        collections, val_fraction=options.val_fraction, test_fraction=options.test_fraction, seed=seed
+    )
+
+
+def _split_by_category(
+    entries: list[Entry], options: BuildOptions, seed: int
+) -> tuple[list[Entry], dict[str, Split]]:
+    """The seed's split: ``test_per_category`` of each category; held-out crops become dropped entries."""
+    kept = [entry for entry in entries if entry.status != "dropped"]
+    groups: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for entry in kept:
+        groups[entry.category][entry.group].append(entry.name)
+    pick = pick_test(groups, options.test_per_category, seed)
+    entries = [_hold_out(entry) if entry.name in pick.held_out else entry for entry in entries]
+    kept = [entry for entry in entries if entry.status != "dropped"]
+    return entries, {entry.name: entry.split for entry in assign_splits(kept, pick.test)}
+
+
 def _process_file(
     raw: Path,
     source: PurePosixPath,
@@ -391,6 +459,7 @@ def _process_file(
     staging: Path,
     options: BuildOptions,
     pattern: re.Pattern[str] | None,
+    collection_pattern: re.Pattern[str] | None,
 ) -> Entry:
     """Steps 3-6, 9 and 10 for one file: its colour and gray twins go to staging/pool_{y,x}/."""
     category = None
@@ -411,6 +480,7 @@ def _process_file(
         conversions=conversions,
         name=name,
         group=source_group(source.name, pattern),
+        collection=source_group(source.name, collection_pattern) if collection_pattern else None,
     )
 
 
@@ -456,11 +526,14 @@ def _manifest(raw: Path, report: BuildReport) -> dict[str, object]:
             "test_per_category": options.test_per_category,
             "seed": report.seed,
             "group_by_source": options.group_by_source,
+            "collection_of": options.collection_of,
+            "val_fraction": options.val_fraction,
+            "test_fraction": options.test_fraction,
         },
         "counts": {
             "files": len(report.entries),
             **{status: report.count(status=status) for status in ("kept", "converted", "dropped")},
-            **{split: report.count(split=split) for split in ("train", "test")},
+            **{split: report.count(split=split) for split in ("train", "val", "test")},
         },
         "files": [dataclasses.asdict(entry) for entry in report.entries],
     }

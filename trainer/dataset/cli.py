@@ -7,7 +7,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from trainer.dataset.build import PHOTOS_SOURCE_PATTERN, BuildOptions, DatasetError, Fit, build_dataset
+from trainer.dataset.build import PHOTOS_COLLECTION_PATTERN, PHOTOS_SOURCE_PATTERN, BuildOptions, DatasetError, Fit, build_dataset
 from trainer.dataset.scrape import ScrapeError, ScrapeOptions, scrape as scrape_categories
 
 app = typer.Typer(
@@ -40,6 +40,19 @@ def build(
             f"the split. For ../shared/datasets/photos: '{PHOTOS_SOURCE_PATTERN}'."
         ),
     ] = None,
+    collection_of: Annotated[
+        str | None,
+        typer.Option(
+            help="Regex whose group 1 names a file's collection; whole collections go to val and test, so "
+            f"scores are on photos from elsewhere. For ../shared/datasets/photos: '{PHOTOS_COLLECTION_PATTERN}'."
+        ),
+    ] = None,
+    val_fraction: Annotated[float, typer.Option(help="With --collection-of: share of source photos in val.")] = (
+        _BUILD.val_fraction
+    ),
+    test_fraction: Annotated[float, typer.Option(help="With --collection-of: share of source photos in test.")] = (
+        _BUILD.test_fraction
+    ),
     force: Annotated[bool, typer.Option(help="Replace a dataset already in OUT.")] = False,
     workers: Annotated[int, typer.Option(min=1, help="Images processed in parallel.")] = _BUILD.workers,
 ) -> None:
@@ -51,6 +64,9 @@ def build(
             test_per_category=test_per_category,
             seed=seed,
             group_by_source=group_by_source,
+            collection_of=collection_of,
+            val_fraction=val_fraction,
+            test_fraction=test_fraction,
             force=force,
             workers=workers,
         )
