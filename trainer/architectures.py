@@ -134,8 +134,7 @@ class UNetArchitecture(Architecture):
         self.bins = color.gamut_ab_bins() if config.head == "classes" else None
 
     def build_generator(self) -> keras.Model:
-        bins = None if self.bins is None else int(self.bins.shape[0])
-        return networks.build_unet_generator(self.config, bins=bins)
+        return networks.build_unet_generator(self.config)
 
     def build_discriminator(self) -> keras.Model | None:
         return networks.build_patch_discriminator(self.config) if self.adversarial_weight else None

@@ -94,5 +94,45 @@ def export_command(
         raise _fail(error) from None
 
 
+@app.command("choose-temperature")
+def choose_temperature_command(
+    run_dir: Annotated[Path, typer.Argument(help="A training run of the classes head.")],
+) -> None:
+    """Score RUN_DIR on validation at several annealed-mean temperatures; print them and the choice."""
+    from trainer import workflow
+
+    try:
+        best, results = workflow.choose_temperature(run_dir)
+    except (FileNotFoundError, ValueError) as error:
+        raise _fail(error) from None
+    from trainer.evaluate import format_table
+
+    typer.echo(format_table({f"T={temperature}": metrics for temperature, metrics in results.items()}))
+    typer.echo(f"chosen: --temperature {best}")
+
+
+@app.command("hints-curve")
+def hints_curve_command(
+    model_dir: Annotated[Path, typer.Argument(help="A model version that takes hints.")],
+    data: Annotated[Path, typer.Argument(help="A dataset folder.")],
+    split: Annotated[str, typer.Option(help="val or test.")] = "test",
+    per_photo: Annotated[Optional[int], typer.Option(min=1, help="At most N files of each source photo.")] = None,
+    plot: Annotated[Optional[Path], typer.Option(help="Also draw ΔE2000 against hints to this PNG.")] = None,
+) -> None:
+    """ΔE2000 and the other metrics against the number of hints taken from the truth."""
+    from trainer.evaluate import format_table
+    from trainer.hints_curve import hints_curve
+
+    try:
+        results = hints_curve(model_dir, data, split=split, per_photo=per_photo)
+    except (FileNotFoundError, ValueError) as error:
+        raise _fail(error) from None
+    typer.echo(format_table({f"{count} hints": metrics for count, metrics in results.items()}))
+    if plot is not None:
+        from trainer import plots
+
+        plots.hints_curve({count: metrics["ciede2000"] for count, metrics in results.items()}, plot)
+
+
 def main() -> None:
     app()

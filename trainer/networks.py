@@ -148,11 +148,11 @@ def _global_fusion(x, width: int):
     return layers.Conv2D(width, 1, activation="relu", name="global_fusion")(fused)
 
 
-def build_unet_generator(config: UNetConfig = UNetConfig(), bins: int | None = None) -> keras.Model:
+def build_unet_generator(config: UNetConfig = UNetConfig()) -> keras.Model:
     """Gray ``(B, H, W, 1)`` in [0, 1] (and hints ``(B, H, W, 4)``) to the head's output.
 
     ``regression``: chroma ``(B, H, W, 2)``, Lab (a, b) / AB_SCALE in [-1, 1].
-    ``classes``: logits ``(B, H/4, W/4, bins)`` over the (a, b) bins of ``color.gamut_ab_bins``.
+    ``classes``: logits ``(B, H/4, W/4, Q)`` over the Q (a, b) bins of ``color.gamut_ab_bins``.
     Fully convolutional: H and W may be any multiples of 8.
     """
     full, half, quarter, eighth = config.widths
@@ -180,8 +180,7 @@ def build_unet_generator(config: UNetConfig = UNetConfig(), bins: int | None = N
     x = Upsample(name="dec3_up")(x)
     x = _conv_bn_relu(layers.Concatenate(name="dec3_concat")([x, e3]), quarter, "dec3")  # (B, H/4, W/4, quarter)
     if config.head == "classes":
-        if not bins:
-            raise ValueError(f"The classes head needs the number of (a, b) bins. Received: bins={bins}")
+        bins = int(color.gamut_ab_bins().shape[0])
         output = layers.Conv2D(bins, 1, dtype="float32", name="ab_logits")(x)
     else:
         x = Upsample(name="dec2_up")(x)

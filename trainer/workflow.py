@@ -32,19 +32,54 @@ def export_run(
     run_dir: Path, *, models_dir: Path | None = None, evaluate: bool = True, temperature: float | None = None
 ) -> Path:
     """Export the newest checkpoint of ``run_dir``; ``temperature`` sets the classes head's decoding."""
+    trainer = _restored(run_dir)
+    if models_dir is not None:
+        trainer.config.models_dir = models_dir
+    if temperature is not None:
+        trainer.architecture.temperature = temperature
+    return _export(trainer, trainer.result(), evaluate=evaluate)
+
+
+TEMPERATURES = (0.2, 0.3, 0.38, 0.5, 0.7, 1.0)
+COLOURFULNESS_FLOOR = 0.6  # of the truth's: below it, colours look washed out
+
+
+def choose_temperature(run_dir: Path, temperatures: tuple[float, ...] = TEMPERATURES) -> tuple[float, dict[float, dict]]:
+    """Score the run's classes head on validation at each annealed-mean temperature.
+
+    Returns the one with the lowest ΔE2000 among those at least ``COLOURFULNESS_FLOOR`` as
+    colourful as the truth (the most colourful one if none is), and every temperature's metrics.
+    """
+    from trainer.evaluate import in_memory_colorizer, score
+
+    trainer = _restored(run_dir)
+    if getattr(trainer.architecture, "bins", None) is None:
+        raise ValueError(f"{run_dir} has no classes head: it has no temperature to choose.")
+    holdout = data.holdout_split(trainer.config.data)
+    results = {}
+    for temperature in temperatures:
+        trainer.architecture.temperature = temperature
+        colorize = in_memory_colorizer(trainer.predict_rgb, trainer.architecture.native_size)
+        results[temperature] = score(
+            colorize, trainer.config.data, split=holdout, per_photo=VALIDATION_PHOTO_CROPS, label=f"T={temperature}", keep=0
+        ).metrics
+    vivid = [t for t in temperatures if results[t]["colorfulness_ratio"] >= COLOURFULNESS_FLOOR]
+    best = min(vivid, key=lambda t: results[t]["ciede2000"]) if vivid else max(
+        temperatures, key=lambda t: results[t]["colorfulness_ratio"]
+    )
+    return best, results
+
+
+def _restored(run_dir: Path) -> GANTrainer:
     config_path = run_dir / "config.json"
     if not config_path.is_file():
         raise FileNotFoundError(f"{run_dir} is not a training run (no config.json)")
     config = TrainConfig.load(config_path)
-    if models_dir is not None:
-        config.models_dir = models_dir
     configure_runtime(config)
     trainer = GANTrainer(config)
     if not trainer.restore():
         raise FileNotFoundError(f"No checkpoint in {run_dir / 'checkpoints'}")
-    if temperature is not None:
-        trainer.architecture.temperature = temperature
-    return _export(trainer, trainer.result(), evaluate=evaluate)
+    return trainer
 
 
 def _export(trainer: GANTrainer, result: TrainResult, *, evaluate: bool) -> Path:

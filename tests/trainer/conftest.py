@@ -19,12 +19,15 @@ def _photo(index: int, size: int) -> Image.Image:
     return Image.fromarray(((rgb * 0.5 + 0.5) * 255).astype(np.uint8), "RGB")
 
 
-def write_tiny_dataset(root: Path, *, train: int = 4, test: int = 2, size: int = TINY_SIZE) -> Path:
-    for split, count in (("train", train), ("test", test)):
+SPLIT_OFFSETS = {"train": 0, "val": 50, "test": 100}  # so no two splits share a photo
+
+
+def write_tiny_dataset(root: Path, *, train: int = 4, val: int = 2, test: int = 2, size: int = TINY_SIZE) -> Path:
+    for split, count in (("train", train), ("val", val), ("test", test)):
         for suffix in ("x", "y"):
             (root / f"{split}_{suffix}").mkdir(parents=True)
         for index in range(count):
-            photo = _photo(index + (100 if split == "test" else 0), size)
+            photo = _photo(index + SPLIT_OFFSETS[split], size)
             photo.save(root / f"{split}_y" / f"{split}{index:02d}.png")
             photo.convert("L").save(root / f"{split}_x" / f"{split}{index:02d}.png")
     return root

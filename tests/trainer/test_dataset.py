@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from trainer.dataset.build import (
     MANIFEST_NAME,
+    PHOTOS_COLLECTION_PATTERN,
     PHOTOS_SOURCE_PATTERN,
     STAGING_NAME,
     BuildOptions,
@@ -31,6 +32,7 @@ from trainer.dataset.build import (
     dataset_fingerprint,
     gray_copy,
     open_allowed_image,
+    pick_by_collection,
     pick_test,
     random_names,
     resize,
@@ -423,6 +425,46 @@ def test_build_group_by_source_keeps_each_source_on_one_side(raw: Path, tmp_path
     assert all(splits_of_group[(entry["category"], entry["group"])] == {"test"} for entry in held_out)
 
 
+def collections_raw(root: Path) -> Path:
+    """RAW with photos of six collections (`lake`, `park`, ...), two source photos each, two crops each."""
+    for index, collection in enumerate(("lake", "park", "road", "snow", "farm", "town")):
+        folder = root / ("nature" if index % 2 else "places")
+        folder.mkdir(parents=True, exist_ok=True)
+        for source in range(2):
+            for crop in range(2):
+                photo(100 * index + 10 * source + crop).save(folder / f"{collection}{source}_{crop:03d}.jpg")
+    return root
+
+
+def test_split_by_collection_keeps_each_collection_on_one_side(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    raw = collections_raw(tmp_path / "raw")
+    by_collection = options(
+        group_by_source=PHOTOS_SOURCE_PATTERN, collection_of=PHOTOS_COLLECTION_PATTERN, val_fraction=0.2, test_fraction=0.2
+    )
+    report = build_dataset(raw, out, by_collection, progress=False)
+    splits_of_collection = defaultdict(set)
+    for entry in kept_entries(out):
+        splits_of_collection[entry["collection"]].add(entry["split"])
+    assert set(splits_of_collection) == {"lake", "park", "road", "snow", "farm", "town"}
+    assert all(len(splits) == 1 for splits in splits_of_collection.values())
+    # 12 photos: a fifth is 2.4, so one collection of 2 photos each for val and test.
+    assert sorted(split for (split,) in splits_of_collection.values()) == ["test", "train", "train", "train", "train", "val"]
+    assert {path.parent.name for path in out.glob("*/*.png")} == {"train_x", "train_y", "val_x", "val_y", "test_x", "test_y"}
+    assert report.count(split="val") == 4 and manifest(out)["counts"]["val"] == 4
+    assert manifest(out)["options"]["collection_of"] == PHOTOS_COLLECTION_PATTERN
+
+
+def test_pick_by_collection_fills_held_out_splits_without_exceeding_their_share() -> None:
+    collections = {f"c{index}": {f"c{index}-{photo}": [f"c{index}-{photo}.png"] for photo in range(index + 1)} for index in range(8)}
+    split_of = pick_by_collection(collections, val_fraction=0.2, test_fraction=0.1, seed=3)
+    photos = defaultdict(int)
+    for split in split_of.values():
+        photos[split] += 1
+    assert 0 < photos["test"] <= 0.1 * 36 and 0 < photos["val"] <= 0.2 * 36
+    assert pick_by_collection(collections, val_fraction=0.2, test_fraction=0.1, seed=3) == split_of  # seeded
+
+
 def test_fingerprint_in_the_manifest_matches_the_files_and_changes_with_them(built: Path) -> None:
     fingerprint = manifest(built)["fingerprint"]
     assert re.fullmatch(r"[0-9a-f]{64}", fingerprint)
@@ -465,6 +507,9 @@ def test_force_replaces_an_existing_dataset(raw: Path, built: Path) -> None:
         ({"workers": 0}, "workers"),
         ({"group_by_source": "(unclosed"}, "not a valid regex"),
         ({"group_by_source": r"_\d{3}"}, "needs a group"),
+        ({"collection_of": "([a-z"}, "collection_of is not a valid regex"),
+        ({"collection_of": "[a-z]+"}, "collection_of needs a group"),
+        ({"val_fraction": 0.6, "test_fraction": 0.5}, "leave photos for training"),
     ],
 )
 def test_build_options_refuse_bad_values(change: dict, message: str) -> None:

@@ -15,7 +15,7 @@ from trainer.evaluate import (
     GRID_ROWS,
     evaluate,
     evaluate_gray_baseline,
-    find_test_pairs,
+    find_pairs,
     format_table,
 )
 from trainer.evaluate_cli import app
@@ -98,7 +98,7 @@ def test_a_tinting_model_adds_colour_that_the_gray_baseline_lacks(
 
 def test_limit_scores_only_the_first_photos(tiny_model_dir: Callable[..., Path], colour_data: Path) -> None:
     assert evaluate(tiny_model_dir(), colour_data, limit=2)["images"] == 2
-    assert [pair.gray_path.name for pair in find_test_pairs(colour_data, limit=2)] == ["photo0.png", "photo1.png"]
+    assert [pair.gray_path.name for pair in find_pairs(colour_data, limit=2)] == ["photo0.png", "photo1.png"]
 
 
 def test_grid_shows_gray_model_and_truth_side_by_side(

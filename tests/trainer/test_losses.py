@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
 import tensorflow as tf
 
-from trainer import losses
+from trainer import color, losses
 
 BATCH = 2
 
@@ -21,16 +23,38 @@ def test_the_seeds_generator_loss_ignores_the_discriminator():
     assert _gradient_wrt_score(losses.seed_generator_loss) is None
 
 
+def _l1_with_adversarial(fake, real, score, *, global_batch_size, weight=1.0):
+    parts = losses.chroma_l1(fake, real, global_batch_size=global_batch_size, weight=100.0)
+    return losses.with_adversarial(parts, score, global_batch_size=global_batch_size, weight=weight)
+
+
 def test_our_generator_loss_is_pushed_by_the_discriminator():
-    gradient = _gradient_wrt_score(losses.generator_loss, l1_weight=100.0)
+    gradient = _gradient_wrt_score(_l1_with_adversarial)
     assert gradient is not None and float(tf.reduce_sum(tf.abs(gradient))) > 0
 
 
-def test_generator_loss_reports_its_parts_and_weighs_the_l1():
+def test_the_adversarial_term_counts_by_its_weight():
     fake, real, logits = tf.zeros((BATCH, 4, 4, 2)), tf.fill((BATCH, 4, 4, 2), 0.5), tf.zeros((BATCH, 2, 2, 1))
-    parts = losses.generator_loss(fake, real, logits, global_batch_size=BATCH, l1_weight=10.0)
+    parts = _l1_with_adversarial(fake, real, logits, global_batch_size=BATCH, weight=0.25)
     assert float(parts["l1"]) == 0.5
-    assert abs(float(parts["total"]) - (10.0 * 0.5 + float(parts["adversarial"]))) < 1e-6
+    assert float(parts["total"]) == pytest.approx(100.0 * 0.5 + 0.25 * float(parts["adversarial"]))
+    assert float(parts["adversarial"]) == pytest.approx(np.log(2.0))  # a discriminator that cannot tell
+
+
+def _cross_entropy(logits, chroma):
+    return float(
+        losses.chroma_cross_entropy(logits, chroma, color.gamut_ab_bins(), stride=4, global_batch_size=BATCH)["total"]
+    )
+
+
+def test_cross_entropy_is_lowest_for_logits_that_put_the_true_colour_first():
+    bins = color.gamut_ab_bins()
+    true_chroma = tf.fill((BATCH, 8, 8, 2), 0.0) + tf.constant([0.3, -0.2])
+    near = tf.argmin(tf.reduce_sum(tf.square(bins - [0.3, -0.2]), -1))
+    confident = tf.one_hot(tf.fill((BATCH, 2, 2), near), len(bins)) * 10.0
+    wrong = tf.one_hot(tf.fill((BATCH, 2, 2), 0), len(bins)) * 10.0
+    uniform = tf.zeros((BATCH, 2, 2, len(bins)))
+    assert _cross_entropy(confident, true_chroma) < _cross_entropy(uniform, true_chroma) < _cross_entropy(wrong, true_chroma)
 
 
 def test_the_seeds_real_labels_are_softened_by_at_most_the_softening():

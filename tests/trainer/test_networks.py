@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trainer import networks
+from trainer import color, networks
 from trainer.flops import count_flops
 
 OUR_GFLOPS_BUDGET = 6.0
@@ -37,22 +37,68 @@ def test_seed_discriminator_outputs_one_probability_per_image():
     assert [layer.units for layer in discriminator.layers if hasattr(layer, "units")] == [512, 128, 16, 1]
 
 
-def test_our_generator_stays_within_its_compute_budget():
-    gflops = count_flops(networks.build_unet_generator(), (200, 200, 1)) / 1e9
+def _inputs(height: int, width: int, *, hints: np.ndarray | None = None) -> list[np.ndarray]:
+    gray = np.full((1, height, width, 1), 0.5, np.float32)
+    return [gray, np.zeros((1, height, width, 4), np.float32) if hints is None else hints]
+
+
+@pytest.mark.parametrize("head", ["classes", "regression"])
+def test_our_generator_stays_within_its_compute_budget(head):
+    generator = networks.build_unet_generator(networks.UNetConfig(head=head))
+    gflops = count_flops(generator, [(200, 200, 1), (200, 200, 4)]) / 1e9
     assert gflops <= OUR_GFLOPS_BUDGET
 
 
 @pytest.mark.parametrize("height, width", [(200, 200), (64, 96), (8, 8)])
-def test_our_generator_is_fully_convolutional_over_multiples_of_8(height, width):
-    chroma = networks.build_unet_generator()(np.ones((1, height, width, 1), np.float32)).numpy()
+def test_the_classes_head_predicts_bin_logits_at_a_quarter_of_the_resolution(height, width):
+    logits = networks.build_unet_generator()(_inputs(height, width)).numpy()
+    assert logits.shape == (1, height // 4, width // 4, len(color.gamut_ab_bins()))
+
+
+@pytest.mark.parametrize("height, width", [(200, 200), (64, 96), (8, 8)])
+def test_the_regression_head_is_fully_convolutional_over_multiples_of_8(height, width):
+    generator = networks.build_unet_generator(networks.UNetConfig(head="regression"))
+    chroma = generator(_inputs(height, width)).numpy()
     assert chroma.shape == (1, height, width, 2)
     assert np.abs(chroma).max() <= 1.0  # tanh: Lab (a, b) / AB_SCALE
+
+
+def test_without_hints_the_generator_takes_gray_alone():
+    generator = networks.build_unet_generator(networks.UNetConfig(hints=False))
+    assert len(generator.inputs) == 1
+    assert generator(np.ones((1, 16, 16, 1), np.float32)).shape[1:3] == (4, 4)
+
+
+def test_a_hint_reaches_the_output_and_an_unmasked_hint_colour_does_not():
+    generator = networks.build_unet_generator()
+    baseline = generator(_inputs(32, 32)).numpy()
+    unmasked = np.zeros((1, 32, 32, 4), np.float32)
+    unmasked[..., 0] = 1.0  # red, but the mask is 0 everywhere
+    assert np.allclose(generator(_inputs(32, 32, hints=unmasked)).numpy(), baseline)
+    hinted = unmasked.copy()
+    hinted[:, 14:19, 14:19, 3] = 1.0
+    assert not np.allclose(generator(_inputs(32, 32, hints=hinted)).numpy(), baseline)
+
+
+def test_global_context_lets_a_far_corner_change_the_colour_everywhere():
+    generator = networks.build_unet_generator(networks.UNetConfig(bottleneck_dilations=()))
+    gray = np.full((1, 96, 96, 1), 0.5, np.float32)
+    changed = gray.copy()
+    changed[:, -8:, -8:] = 1.0  # bottom-right corner only
+    hints = np.zeros((1, 96, 96, 4), np.float32)
+    before, after = (generator([image, hints]).numpy() for image in (gray, changed))
+    assert not np.allclose(before[:, :4, :4], after[:, :4, :4])  # the top-left corner sees it
 
 
 def test_patch_discriminator_judges_one_patch_per_8x8_block():
     discriminator = networks.build_patch_discriminator()
     logits = discriminator([np.ones((2, 64, 96, 1), np.float32), np.zeros((2, 64, 96, 2), np.float32)])
     assert logits.shape == (2, 8, 12, 1)
+
+
+def test_unet_config_rejects_an_unknown_head():
+    with pytest.raises(ValueError, match="Received: head"):
+        networks.UNetConfig(head="pixels")
 
 
 def test_unet_config_rejects_a_wrong_number_of_widths():

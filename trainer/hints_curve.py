@@ -1,0 +1,60 @@
+"""How much a few colour hints help: ΔE2000 against the number of hints taken from the truth.
+
+For each photo and each hint count, the points are drawn at random (seeded by the photo's index)
+and each is given the true mean colour of its ``HINT_PATCH`` square, as a person who knows the
+photo's colours would click them. The model and the colour merge are the service's own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from service import contract
+from service.model import load_model
+from service.pipeline import colorize_images
+from trainer.evaluate import Tally, find_pairs, load_pair
+
+HINT_COUNTS = (0, 1, 2, 5, 10, 20)
+
+
+def hints_from_truth(truth: Image.Image, count: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """``(size, size, 4)`` hints: ``count`` random points, each the true mean colour of its square."""
+    colour = np.asarray(truth.convert("RGB").resize((size, size), Image.Resampling.BICUBIC), np.float32) / 255.0
+    hints = np.zeros((size, size, contract.HINT_CHANNELS), np.float32)
+    half = contract.HINT_PATCH // 2
+    for row, column in rng.integers(0, size, size=(count, 2)):
+        square = np.s_[max(row - half, 0) : row + half + 1, max(column - half, 0) : column + half + 1]
+        hints[square][..., :3] = colour[square].reshape(-1, 3).mean(axis=0)
+        hints[square][..., 3] = 1.0
+    return hints
+
+
+def hints_curve(
+    model_dir: Path,
+    data_dir: Path,
+    *,
+    split: str = "test",
+    per_photo: int | None = None,
+    counts: Sequence[int] = HINT_COUNTS,
+    seed: int = 0,
+) -> dict[int, dict[str, float]]:
+    """Metrics of the model at ``model_dir`` on ``split`` for each number of hints."""
+    model = load_model(Path(model_dir))
+    if not model.takes_hints:
+        raise ValueError(f"{model_dir} takes no colour hints.")
+    pairs = find_pairs(data_dir, split=split, per_photo=per_photo)
+    tallies = {count: Tally() for count in counts}
+    for index, pair in enumerate(tqdm(pairs, desc="hints curve", unit="img")):
+        gray, truth = load_pair(pair)
+        for count, tally in tallies.items():
+            rng = np.random.default_rng([seed, index, count])
+            hints = hints_from_truth(truth, count, model.native_size, rng)[None]
+            predict = lambda batch, hints=hints: model.predict(batch, hints)  # noqa: E731
+            (prediction,) = colorize_images([gray], predict=predict, size=model.native_size)
+            tally.add(prediction, truth)
+    return {count: tally.summary() for count, tally in tallies.items()}
