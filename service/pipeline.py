@@ -129,18 +129,25 @@ def hint_map(hints: Sequence[Hint], photo_size: tuple[int, int], size: int) -> n
     ``size`` x ``size`` input, painted as a ``HINT_PATCH``-pixel square centred there (cut at the
     border); a later hint paints over an earlier one. Raises ``BadOptions`` for a hint outside the photo.
     """
+    check_hints_inside(hints, photo_size)
     width, height = photo_size
     painted = np.zeros((size, size, contract.HINT_CHANNELS), np.float32)
     half = contract.HINT_PATCH // 2
+    for hint in hints:
+        column = min(int(hint.x * size / width), size - 1)
+        row = min(int(hint.y * size / height), size - 1)
+        painted[max(row - half, 0) : row + half + 1, max(column - half, 0) : column + half + 1] = (*hint.rgb, 1.0)
+    return painted
+
+
+def check_hints_inside(hints: Sequence[Hint], photo_size: tuple[int, int]) -> None:
+    """Raise ``BadOptions`` for the first hint outside the photo (``0 <= x < width``, ``0 <= y < height``)."""
+    width, height = photo_size
     for hint in hints:
         if not (0 <= hint.x < width and 0 <= hint.y < height):
             raise BadOptions(
                 "hint_outside_image", f"The hint at ({hint.x:g}, {hint.y:g}) is outside the {width}x{height} photo."
             )
-        column = min(int(hint.x * size / width), size - 1)
-        row = min(int(hint.y * size / height), size - 1)
-        painted[max(row - half, 0) : row + half + 1, max(column - half, 0) : column + half + 1] = (*hint.rgb, 1.0)
-    return painted
 
 
 def apply_chroma(gray: Image.Image, rgb: np.ndarray, saturation: float = 1.0) -> Image.Image:

@@ -39,7 +39,9 @@ class Settings(BaseSettings):
     max_pixels: int = Field(40_000_000, ge=1, description="Largest image, in pixels (width x height).")
     max_batch_files: int = Field(32, ge=1, description="Most files in one /colorize/batch request.")
     max_render_size: int = Field(
-        768, ge=MIN_RENDER_SIZE, description="Largest render_size a request may ask for; a batch's memory grows with its square."
+        768,
+        ge=MIN_RENDER_SIZE,
+        description="Largest render_size a request may ask for; a batch's memory grows with its square.",
     )
 
     reload_interval_s: float = Field(
