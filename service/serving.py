@@ -44,9 +44,7 @@ class Upload:
 class Colorizer:
     """Turns uploaded bytes into colorized, encoded images through the batching queue."""
 
-    def __init__(
-        self, live_model: LiveModel, queue: BatchingQueue, *, max_pixels: int, max_render_size: int
-    ) -> None:
+    def __init__(self, live_model: LiveModel, queue: BatchingQueue, *, max_pixels: int, max_render_size: int) -> None:
         self.live_model = live_model
         self.queue = queue
         self.max_pixels = max_pixels
