@@ -54,7 +54,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.queue = queue
     app.state.live_model = live_model
-    app.state.colorizer = Colorizer(live_model, queue, max_pixels=settings.max_pixels)
+    app.state.colorizer = Colorizer(
+        live_model, queue, max_pixels=settings.max_pixels, max_render_size=settings.max_render_size
+    )
 
     install_error_handlers(app, metrics=metrics, retry_after_s=settings.retry_after_s)
     app.add_middleware(UploadLimit, max_bytes=settings.max_upload_bytes, metrics=metrics)

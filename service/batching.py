@@ -2,13 +2,16 @@
 
 Requests wait in a bounded queue. While more requests are on their way (being decoded: see
 ``arriving``), a job waits for them to share its model call, for at most ``max_delay_s`` (longer
-only while the model is busy); a lone request never waits. A batch then takes the oldest jobs, as
-many as the largest of a few fixed sizes (powers of two up to ``max_batch``) they can fill; the
-rest start the next batch. So the model only ever sees those few shapes (warmed up once, never
-traced again) and spends no compute on padding rows.
+only while the model is busy); a lone request never waits. A batch then takes the oldest job and
+the oldest others that can share its model call, as many as the largest of a few fixed sizes
+(powers of two up to ``max_batch``) they can fill; the rest wait for a later batch. So the model
+only ever sees those few batch sizes (warmed up once, never traced again) and spends no compute on
+padding rows.
 
-Each job names the model it was prepared for and a batch never mixes models, so a request accepted
-before a reload finishes on the model it started with.
+Each job names the model it was prepared for and carries that model's inputs for one example (the
+gray photo; for a model that takes hints, its hint map too). Only jobs for the same model with
+inputs of the same shapes share a batch: a request accepted before a reload finishes on the model
+it started with, and photos rendered at different sizes go in separate model calls.
 """
 
 from __future__ import annotations
@@ -41,15 +44,18 @@ class InferenceFailed(RuntimeError):
 
 
 class BatchModel(Protocol):
-    def predict(self, batch: np.ndarray) -> np.ndarray: ...
+    def predict(self, *batches: np.ndarray) -> np.ndarray: ...
 
 
-@dataclass
+@dataclass(eq=False)  # jobs are equal only to themselves
 class _Job:
     model: BatchModel
-    item: np.ndarray  # one example, without the batch axis
+    inputs: tuple[np.ndarray, ...]  # one example's model inputs, without the batch axis
     future: Future[np.ndarray]
     queued_at: float = field(default_factory=time.monotonic)
+
+    def can_share_batch_with(self, other: _Job) -> bool:
+        return self.model is other.model and [i.shape for i in self.inputs] == [i.shape for i in other.inputs]
 
 
 def fixed_batch_sizes(max_batch: int) -> tuple[int, ...]:
@@ -118,14 +124,14 @@ class BatchingQueue:
             if job.future.set_running_or_notify_cancel():
                 job.future.set_exception(QueueClosed("The service is shutting down."))
 
-    def submit(self, model: BatchModel, item: np.ndarray) -> Future[np.ndarray]:
-        """Queue one example for ``model``; the future gets its row of the model's output."""
+    def submit(self, model: BatchModel, *inputs: np.ndarray) -> Future[np.ndarray]:
+        """Queue one example (each of ``model``'s inputs for it); the future gets its row of the output."""
         with self._changed:
             if self._closed:
                 raise QueueClosed("The service is shutting down.")
             if len(self._jobs) >= self.max_size:
                 raise QueueFull(f"{len(self._jobs)} images are already waiting for the model.")
-            job = _Job(model, item, Future())
+            job = _Job(model, inputs, Future())
             self._jobs.append(job)
             self._changed.notify()
         return job.future
@@ -151,7 +157,7 @@ class BatchingQueue:
             self._run(jobs)
 
     def _next_batch(self) -> list[_Job] | None:
-        """Wait for a job, and for those arriving until ``max_delay_s`` after it; take the oldest as a batch."""
+        """Wait for a job, and for those arriving until ``max_delay_s`` after it; take it and its company."""
         with self._changed:
             while not self._jobs and not self._closed:
                 self._changed.wait()
@@ -159,22 +165,21 @@ class BatchingQueue:
                 return None
             first = self._jobs[0]
             deadline = first.queued_at + self.max_delay_s
-            while (ready := self._ready_for(first.model)) < self.max_batch and self._arriving and not self._closed:
+            while len(ready := self._batch_for(first)) < self.max_batch and self._arriving and not self._closed:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
                 self._changed.wait(remaining)
-            size = max(size for size in self.batch_sizes if size <= ready)
-            return [self._jobs.popleft() for _ in range(size)]
+            size = max(size for size in self.batch_sizes if size <= len(ready))
+            taken = ready[:size]
+            for job in taken:
+                self._jobs.remove(job)
+            return taken
 
-    def _ready_for(self, model: BatchModel) -> int:
-        """How many jobs at the head of the queue are for ``model`` (up to ``max_batch``)."""
-        count = 0
-        for job in self._jobs:
-            if job.model is not model or count == self.max_batch:
-                break  # a job for a newer model starts the next batch
-            count += 1
-        return count
+    def _batch_for(self, first: _Job) -> list[_Job]:
+        """The oldest jobs (``first`` among them) that can share ``first``'s model call, up to ``max_batch``."""
+        company = [job for job in self._jobs if job.can_share_batch_with(first)]
+        return company[: self.max_batch]
 
     def _run(self, jobs: list[_Job]) -> None:
         jobs = [job for job in jobs if job.future.set_running_or_notify_cancel()]  # drop abandoned ones
@@ -184,9 +189,8 @@ class BatchingQueue:
         size = next(size for size in self.batch_sizes if size >= len(jobs))
         started = time.perf_counter()
         try:
-            batch = np.stack([job.item for job in jobs])  # (n, ...)
-            padding = np.zeros((size - len(jobs), *batch.shape[1:]), batch.dtype)
-            output = jobs[0].model.predict(np.concatenate([batch, padding]))  # (size, ...)
+            batches = [_stack([job.inputs[index] for job in jobs], size) for index in range(len(jobs[0].inputs))]
+            output = jobs[0].model.predict(*batches)  # (size, ...)
             if len(output) != size:
                 raise ValueError(f"the model returned {len(output)} results for a batch of {size}")
         except Exception as error:  # the worker must outlive any one bad batch
@@ -199,3 +203,10 @@ class BatchingQueue:
             self._on_batch(len(jobs), time.perf_counter() - started)
         for job, row in zip(jobs, output[: len(jobs)], strict=True):
             job.future.set_result(row)
+
+
+def _stack(examples: list[np.ndarray], size: int) -> np.ndarray:
+    """The examples as one batch of ``size`` rows, zero-padded at the end."""
+    batch = np.stack(examples)  # (n, ...)
+    padding = np.zeros((size - len(examples), *batch.shape[1:]), batch.dtype)
+    return np.concatenate([batch, padding])  # (size, ...)

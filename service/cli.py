@@ -11,11 +11,16 @@ import logging
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
 from service import pipeline
+from service.hints import Hint, InvalidHints, parse_hint_flag
 from service.settings import Settings
+
+if TYPE_CHECKING:
+    from service.model import LoadedModel
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 
@@ -43,15 +48,13 @@ def serve(argv: Sequence[str] | None = None) -> None:
 def colorize(argv: Sequence[str] | None = None) -> None:
     """Colorize image files and folders (recursively) into ``--out``, keeping folder structure."""
     settings = Settings()
-    parser = argparse.ArgumentParser(prog="colorize", description="Colorize photos with the service's model.")
-    parser.add_argument("paths", nargs="+", type=Path, help="image files or folders")
-    parser.add_argument("--out", type=Path, required=True, help="folder for the colour images")
-    parser.add_argument("--model-dir", type=Path, default=settings.model_dir, help="model root or version folder")
-    parser.add_argument("--format", choices=sorted(pipeline.OUTPUT_FORMATS), default="png", help="output encoding")
-    parser.add_argument("--batch-size", type=int, default=settings.max_batch, help="images per model call")
+    parser = _colorize_parser(settings)
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         parser.error(f"--batch-size must be at least 1. Received: {args.batch_size}")
+    if not 0 <= args.saturation <= pipeline.MAX_SATURATION:
+        parser.error(f"--saturation must be from 0 to {pipeline.MAX_SATURATION:g}. Received: {args.saturation}")
+    options = pipeline.ColorizeOptions(tuple(args.hints), args.saturation, args.render_size)
 
     missing = [path for path in args.paths if not path.exists()]
     if missing:
@@ -63,9 +66,51 @@ def colorize(argv: Sequence[str] | None = None) -> None:
     if clashes:
         parser.error("these inputs would overwrite one another or an input: " + "; ".join(clashes))
 
-    failed = run_jobs(jobs, args.model_dir, fmt=args.format, batch_size=args.batch_size, max_pixels=settings.max_pixels)
+    from service.model import load_model  # imports TensorFlow: only once there is work to do
+
+    model = load_model(args.model_dir)
+    try:
+        size = model.render_size(options.render_size, largest=settings.max_render_size)
+    except pipeline.BadOptions as error:
+        parser.error(f"--render-size: {error}")
+    if options.hints and not model.takes_hints:
+        parser.error(f"--hint: model version {model.version} in {model.path} takes no colour hints")
+    failed = run_jobs(
+        jobs, model, options, size=size, fmt=args.format, batch_size=args.batch_size, max_pixels=settings.max_pixels
+    )
     print(f"Colorized {len(jobs) - failed} of {len(jobs)} images into {args.out}", file=sys.stderr)
     sys.exit(1 if failed else 0)
+
+
+def _colorize_parser(settings: Settings) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="colorize", description="Colorize photos with the service's model.")
+    parser.add_argument("paths", nargs="+", type=Path, help="image files or folders")
+    parser.add_argument("--out", type=Path, required=True, help="folder for the colour images")
+    parser.add_argument("--model-dir", type=Path, default=settings.model_dir, help="model root or version folder")
+    parser.add_argument("--format", choices=sorted(pipeline.OUTPUT_FORMATS), default="png", help="output encoding")
+    parser.add_argument("--batch-size", type=int, default=settings.max_batch, help="images per model call")
+    parser.add_argument(
+        "--hint",
+        dest="hints",
+        action="append",
+        type=_hint,
+        default=[],
+        metavar="X,Y,#RRGGBB",
+        help="a colour hint at pixel (X, Y) of every photo, origin top-left; repeatable; for models that take hints",
+    )
+    parser.add_argument(
+        "--saturation",
+        type=float,
+        default=1.0,
+        help=f"scale the colour: 0 gray, 1 as predicted (default), up to {pipeline.MAX_SATURATION:g}",
+    )
+    parser.add_argument(
+        "--render-size",
+        type=int,
+        help=f"side in pixels at which the model sees each photo, {pipeline.MIN_RENDER_SIZE} to "
+        f"{settings.max_render_size}, rounded to the model's size multiple (default: its native size)",
+    )
+    return parser
 
 
 def plan_outputs(paths: Sequence[Path], out: Path, fmt: str) -> list[tuple[Path, Path]]:
@@ -80,28 +125,45 @@ def plan_outputs(paths: Sequence[Path], out: Path, fmt: str) -> list[tuple[Path,
     return jobs
 
 
-def run_jobs(jobs: Sequence[tuple[Path, Path]], model_dir: Path, *, fmt: str, batch_size: int, max_pixels: int) -> int:
-    """Colorize each source into its destination; returns how many could not be read."""
-    from service.model import load_model  # imports TensorFlow: only once there is work to do
-
-    model = load_model(model_dir)
+def run_jobs(
+    jobs: Sequence[tuple[Path, Path]],
+    model: LoadedModel,
+    options: pipeline.ColorizeOptions,
+    *,
+    size: int,
+    fmt: str,
+    batch_size: int,
+    max_pixels: int,
+) -> int:
+    """Colorize each source into its destination at render ``size``; returns how many were skipped."""
+    hints = options.hints if model.takes_hints else None
     failed = 0
     with tqdm(total=len(jobs), unit="image", desc="colorize") as progress:
         for chunk in _chunks(jobs, batch_size):
             grays, destinations = [], []
             for source, destination in chunk:
                 try:
-                    grays.append(pipeline.decode_image(source.read_bytes(), max_pixels=max_pixels))
+                    gray = pipeline.decode_image(source.read_bytes(), max_pixels=max_pixels)
+                    pipeline.check_hints_inside(options.hints, gray.size)  # a hint outside this photo skips it
+                    grays.append(gray)
                     destinations.append(destination)
-                except (pipeline.BadImage, OSError) as error:
+                except (pipeline.BadImage, pipeline.BadOptions, OSError) as error:
                     failed += 1
                     progress.write(f"skipped {source}: {error}")
-            colorized = pipeline.colorize_images(grays, model.predict, model.native_size)
+            colorized = pipeline.colorize_images(grays, model.predict, size, hints=hints, saturation=options.saturation)
             for image, destination in zip(colorized, destinations, strict=True):
                 destination.parent.mkdir(parents=True, exist_ok=True)
                 destination.write_bytes(pipeline.encode_image(image, fmt))
             progress.update(len(chunk))
     return failed
+
+
+def _hint(text: str) -> Hint:
+    """argparse's ``type`` for ``--hint``."""
+    try:
+        return parse_hint_flag(text)
+    except InvalidHints as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _images_in(folder: Path, out: Path) -> Iterator[Path]:

@@ -10,28 +10,55 @@ import numpy as np
 import tensorflow as tf
 
 from service import contract
+from service.pipeline import MIN_RENDER_SIZE, BadOptions
 
 
 @dataclass
 class LoadedModel:
-    """A loaded model version: ``predict`` maps ``(B, S, S, 1)`` gray to ``(B, S, S, 3)`` RGB."""
+    """A loaded model version: ``predict`` maps ``(B, S, S, 1)`` gray (and hints) to ``(B, S, S, 3)`` RGB."""
 
     path: Path
     version: int
     metadata: dict[str, Any]
     native_size: int
     _signature: Any = field(repr=False)
+    takes_hints: bool = False  # has the contract's second input, ``hints``
+    accepts_other_sizes: bool = False
+    size_multiple: int = 1  # a side other than the native size must be a multiple of this
 
-    @property
-    def takes_hints(self) -> bool:
-        return contract.HINTS_KEY in self._signature.structured_input_signature[1]
-
-    def predict(self, gray: np.ndarray) -> np.ndarray:
+    def predict(self, gray: np.ndarray, hints: np.ndarray | None = None) -> np.ndarray:
+        """RGB for a gray batch; ``hints`` ``(B, S, S, 4)`` only for a model that takes them (default: none)."""
         inputs = {contract.INPUT_KEY: tf.convert_to_tensor(gray, tf.float32)}
-        if self.takes_hints:  # no hints: the automatic colours
-            inputs[contract.HINTS_KEY] = tf.zeros((*gray.shape[:3], contract.HINT_CHANNELS), tf.float32)
+        if self.takes_hints:
+            if hints is None:
+                hints = np.zeros((*gray.shape[:-1], contract.HINT_CHANNELS), np.float32)
+            inputs[contract.HINTS_KEY] = tf.convert_to_tensor(hints, tf.float32)
+        elif hints is not None:
+            raise ValueError(f"Model version {self.version} takes no hints. Received: hints of shape {hints.shape}")
         outputs = self._signature(**inputs)
         return np.clip(outputs[contract.OUTPUT_KEY].numpy(), 0.0, 1.0)
+
+    def render_size(self, requested: int | None, *, largest: int) -> int:
+        """The side the model sees a photo at: ``requested`` rounded to the nearest ``size_multiple``.
+
+        ``None`` is the native size. Raises ``BadOptions`` outside ``MIN_RENDER_SIZE..largest``, or
+        for any other than the native size when the model takes only that.
+        """
+        if requested is None:
+            return self.native_size
+        if not MIN_RENDER_SIZE <= requested <= largest:
+            raise BadOptions(
+                "render_size_out_of_range",
+                f"render_size must be from {MIN_RENDER_SIZE} to {largest}. Received: {requested}",
+            )
+        size = max(self.size_multiple, round(requested / self.size_multiple) * self.size_multiple)
+        if size != self.native_size and not self.accepts_other_sizes:
+            raise BadOptions(
+                "render_size_unsupported",
+                f"Model version {self.version} sees photos only at {self.native_size}x{self.native_size}. "
+                f"Received: render_size={requested}",
+            )
+        return size
 
     def warm_up(self, batch_sizes: tuple[int, ...] = (1,)) -> None:
         """Run each batch size once so the first real request does not pay for graph setup."""
@@ -43,11 +70,17 @@ def load_model(path: Path) -> LoadedModel:
     """Load ``path`` (a version folder, or a root whose highest complete version is taken)."""
     version_dir = contract.resolve_model_dir(Path(path))
     metadata = contract.read_metadata(version_dir)
-    loaded = tf.saved_model.load(str(version_dir))
+    signature = tf.saved_model.load(str(version_dir)).signatures[contract.SIGNATURE]
+    takes_hints = bool(metadata.get("hints", False))
+    if takes_hints and contract.HINTS_KEY not in signature.structured_input_signature[1]:
+        raise ValueError(f"{version_dir}: {contract.METADATA_FILE} says hints, but the SavedModel has no hints input")
     return LoadedModel(
         path=version_dir,
         version=int(version_dir.name) if version_dir.name.isdigit() else 0,
         metadata=metadata,
         native_size=int(metadata["size"]),
-        _signature=loaded.signatures[contract.SIGNATURE],
+        _signature=signature,
+        takes_hints=takes_hints,
+        accepts_other_sizes=bool(metadata.get("accepts_other_sizes", False)),
+        size_multiple=int(metadata.get("size_multiple", 1)),
     )

@@ -1,8 +1,9 @@
 """The colorize pipeline: decode, prepare the model's input, put its colour on the photo, encode.
 
 Shared by the HTTP routes, the offline ``colorize`` CLI and the trainer's ``evaluate``, so all three
-produce the same pixels. The model only ever sees the photo at its native size; its chroma is scaled
-back to the photo's size and joined with the photo's own luminance, so no detail is lost.
+produce the same pixels. The model sees the photo at its render size (by default its native size),
+with the user's colour hints painted at that size; its chroma is scaled back to the photo's size,
+times the asked-for saturation, and joined with the photo's own luminance, so no detail is lost.
 """
 
 from __future__ import annotations
@@ -10,9 +11,13 @@ from __future__ import annotations
 import io
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from service import contract
+from service.hints import Hint
 
 # ITU-R BT.601, the luma PIL's convert("L") and YCbCr use: Y = 0.299 R + 0.587 G + 0.114 B.
 # RGB from (Y, Cb, Cr) with Cb, Cr centred on zero:
@@ -24,10 +29,30 @@ _B_FROM_CB = 1.772
 OUTPUT_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
 MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 ACCEPTED_FORMATS = frozenset({"PNG", "JPEG", "WEBP", "BMP", "TIFF", "MPO", "GIF"})
+MIN_RENDER_SIZE = 32  # the smallest side a photo may be rendered at; the largest is a setting
+MAX_SATURATION = 2.0
+
+
+@dataclass(frozen=True)
+class ColorizeOptions:
+    """What a user may ask for beyond the photo itself."""
+
+    hints: tuple[Hint, ...] = ()
+    saturation: float = 1.0  # scales the predicted chroma: 0 gray, 1 as predicted, up to MAX_SATURATION
+    render_size: int | None = None  # the side the model sees the photo at; None: its native size
 
 
 class BadImage(ValueError):
     """An upload that cannot be colorized. ``kind`` is a short machine-readable reason."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+class BadOptions(ValueError):
+    """Options this photo or model cannot take (a hint outside the photo, a render size it cannot use)."""
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
@@ -97,17 +122,45 @@ def model_input(gray: Image.Image, size: int) -> np.ndarray:
     return (np.asarray(resized, dtype=np.float32) / 255.0)[..., None]
 
 
-def apply_chroma(gray: Image.Image, rgb: np.ndarray) -> Image.Image:
+def hint_map(hints: Sequence[Hint], photo_size: tuple[int, int], size: int) -> np.ndarray:
+    """The model's ``hints`` input for one photo: ``(size, size, 4)`` float32, sRGB colour + mask.
+
+    A hint at (x, y) in the photo's pixels lands at the same relative place in the model's
+    ``size`` x ``size`` input, painted as a ``HINT_PATCH``-pixel square centred there (cut at the
+    border); a later hint paints over an earlier one. Raises ``BadOptions`` for a hint outside the photo.
+    """
+    check_hints_inside(hints, photo_size)
+    width, height = photo_size
+    painted = np.zeros((size, size, contract.HINT_CHANNELS), np.float32)
+    half = contract.HINT_PATCH // 2
+    for hint in hints:
+        column = min(int(hint.x * size / width), size - 1)
+        row = min(int(hint.y * size / height), size - 1)
+        painted[max(row - half, 0) : row + half + 1, max(column - half, 0) : column + half + 1] = (*hint.rgb, 1.0)
+    return painted
+
+
+def check_hints_inside(hints: Sequence[Hint], photo_size: tuple[int, int]) -> None:
+    """Raise ``BadOptions`` for the first hint outside the photo (``0 <= x < width``, ``0 <= y < height``)."""
+    width, height = photo_size
+    for hint in hints:
+        if not (0 <= hint.x < width and 0 <= hint.y < height):
+            raise BadOptions(
+                "hint_outside_image", f"The hint at ({hint.x:g}, {hint.y:g}) is outside the {width}x{height} photo."
+            )
+
+
+def apply_chroma(gray: Image.Image, rgb: np.ndarray, saturation: float = 1.0) -> Image.Image:
     """Join the model's colour with the photo's own luminance, at the photo's size.
 
     ``rgb`` is the model's ``(h, w, 3)`` output in [0, 1] at any size. Its chroma (Cb, Cr) is
-    resized to the photo, then each pixel's chroma is shrunk just enough that no channel clips, so
-    the result's luminance equals the input's to within rounding.
+    resized to the photo and scaled by ``saturation``, then each pixel's chroma is shrunk just enough
+    that no channel clips, so the result's luminance equals the input's to within rounding.
     """
     small = Image.fromarray(np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8), "RGB")
     _, cb, cr = small.convert("YCbCr").split()
-    cb = np.asarray(cb.resize(gray.size, Image.Resampling.BICUBIC), dtype=np.float32) - 128.0
-    cr = np.asarray(cr.resize(gray.size, Image.Resampling.BICUBIC), dtype=np.float32) - 128.0
+    cb = (np.asarray(cb.resize(gray.size, Image.Resampling.BICUBIC), dtype=np.float32) - 128.0) * saturation
+    cr = (np.asarray(cr.resize(gray.size, Image.Resampling.BICUBIC), dtype=np.float32) - 128.0) * saturation
     luma = np.asarray(gray, dtype=np.float32)
 
     offsets = np.stack(
@@ -134,13 +187,27 @@ def encode_image(image: Image.Image, fmt: str) -> bytes:
     return buffer.getvalue()
 
 
-Predict = Callable[[np.ndarray], np.ndarray]
+Predict = Callable[..., np.ndarray]
 
 
-def colorize_images(grays: Sequence[Image.Image], predict: Predict, size: int) -> list[Image.Image]:
-    """Colorize grayscale photos with ``predict`` (``(B, size, size, 1)`` to ``(B, size, size, 3)``)."""
+def colorize_images(
+    grays: Sequence[Image.Image],
+    predict: Predict,
+    size: int,
+    *,
+    hints: Sequence[Hint] | None = None,
+    saturation: float = 1.0,
+) -> list[Image.Image]:
+    """Colorize grayscale photos with ``predict`` (``(B, size, size, 1)`` to ``(B, size, size, 3)``).
+
+    With ``hints`` (for a model that takes them; the same hints for every photo), ``predict`` also
+    gets their ``(B, size, size, 4)`` maps; ``None`` calls it with the gray batch alone.
+    """
     if not grays:
         return []
     batch = np.stack([model_input(gray, size) for gray in grays])
-    rgb = predict(batch)
-    return [apply_chroma(gray, colour) for gray, colour in zip(grays, rgb)]
+    if hints is None:
+        rgb = predict(batch)
+    else:
+        rgb = predict(batch, np.stack([hint_map(hints, gray.size, size) for gray in grays]))
+    return [apply_chroma(gray, colour, saturation) for gray, colour in zip(grays, rgb)]

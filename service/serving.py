@@ -1,7 +1,7 @@
 """Colorize uploads: the one path every HTTP request takes, single file or batch.
 
-decode (thread) -> batching queue (the inference worker) -> chroma onto the photo + encode (thread).
-The event loop only awaits; it never decodes, encodes or runs the model.
+decode + model inputs (thread) -> batching queue (the inference worker) -> chroma onto the photo +
+encode (thread). The event loop only awaits; it never decodes, encodes or runs the model.
 """
 
 from __future__ import annotations
@@ -17,7 +17,10 @@ from PIL import Image
 
 from service import pipeline
 from service.batching import BatchingQueue, QueueFull
+from service.hints import Hint
 from service.live_model import LiveModel
+from service.model import LoadedModel
+from service.pipeline import ColorizeOptions
 
 FIRST_FRAME_NOTE = "animated image: only the first frame was colorized"
 
@@ -41,24 +44,32 @@ class Upload:
 class Colorizer:
     """Turns uploaded bytes into colorized, encoded images through the batching queue."""
 
-    def __init__(self, live_model: LiveModel, queue: BatchingQueue, *, max_pixels: int) -> None:
+    def __init__(self, live_model: LiveModel, queue: BatchingQueue, *, max_pixels: int, max_render_size: int) -> None:
         self.live_model = live_model
         self.queue = queue
         self.max_pixels = max_pixels
+        self.max_render_size = max_render_size
 
-    async def colorize(self, data: bytes, fmt: str) -> Colorized:
-        """Colorize one upload; raises ``BadImage``, ``QueueFull``, ``ModelNotReady`` or ``InferenceFailed``."""
+    async def colorize(self, data: bytes, fmt: str, options: ColorizeOptions = ColorizeOptions()) -> Colorized:
+        """Colorize one upload.
+
+        Raises ``BadImage``, ``BadOptions``, ``QueueFull``, ``ModelNotReady`` or ``InferenceFailed``.
+        """
         if self.queue.full:  # refuse before spending a thread on decoding
             raise QueueFull(f"{self.queue.depth} images are already waiting for the model.")
         model = self.live_model.current  # pinned: a reload from here on does not affect this request
+        size = model.render_size(options.render_size, largest=self.max_render_size)
+        hints = _hints_for(model, options.hints)
         with self.queue.arriving():  # so a batch forming meanwhile waits for this image
-            gray, item, notes = await anyio.to_thread.run_sync(self._prepare, data, model.native_size)
-            result = self.queue.submit(model, item)
+            gray, inputs, notes = await anyio.to_thread.run_sync(self._prepare, data, size, hints)
+            result = self.queue.submit(model, *inputs)
         rgb = await asyncio.wrap_future(result)  # cancelling this wait drops the job
-        content = await anyio.to_thread.run_sync(self._finish, gray, rgb, fmt)
+        content = await anyio.to_thread.run_sync(self._finish, gray, rgb, fmt, options.saturation)
         return Colorized(content, pipeline.MEDIA_TYPES[fmt], model.version, notes)
 
-    async def colorize_many(self, uploads: Sequence[Upload], fmt: str) -> list[Colorized | pipeline.BadImage]:
+    async def colorize_many(
+        self, uploads: Sequence[Upload], fmt: str, options: ColorizeOptions = ColorizeOptions()
+    ) -> list[Colorized | pipeline.BadImage]:
         """Colorize several uploads together (so they share batches); a bad image is returned, not raised.
 
         Any other failure (queue full, model not ready, inference failed) fails the whole call.
@@ -70,7 +81,7 @@ class Colorizer:
         async def one(upload: Upload) -> Colorized | pipeline.BadImage:
             async with in_queue:
                 try:
-                    return await self.colorize(upload.data, fmt)
+                    return await self.colorize(upload.data, fmt, options)
                 except pipeline.BadImage as error:
                     return error
 
@@ -82,14 +93,35 @@ class Colorizer:
                 task.cancel()
             raise
 
-    def _prepare(self, data: bytes, size: int) -> tuple[Image.Image, np.ndarray, tuple[str, ...]]:
+    def _prepare(
+        self, data: bytes, size: int, hints: tuple[Hint, ...] | None
+    ) -> tuple[Image.Image, tuple[np.ndarray, ...], tuple[str, ...]]:
+        """The photo, the model's inputs for it (gray; hint map when ``hints`` is not None), and notes."""
         gray = pipeline.decode_image(data, max_pixels=self.max_pixels)
         notes = (FIRST_FRAME_NOTE,) if _is_animated(data) else ()
-        return gray, pipeline.model_input(gray, size), notes
+        inputs = (pipeline.model_input(gray, size),)
+        if hints is not None:
+            inputs += (pipeline.hint_map(hints, gray.size, size),)
+        return gray, inputs, notes
 
     @staticmethod
-    def _finish(gray: Image.Image, rgb: np.ndarray, fmt: str) -> bytes:
-        return pipeline.encode_image(pipeline.apply_chroma(gray, rgb), fmt)
+    def _finish(gray: Image.Image, rgb: np.ndarray, fmt: str, saturation: float) -> bytes:
+        return pipeline.encode_image(pipeline.apply_chroma(gray, rgb, saturation), fmt)
+
+
+def _hints_for(model: LoadedModel, hints: tuple[Hint, ...]) -> tuple[Hint, ...] | None:
+    """The hints to paint for ``model``: all of them (maybe none) if it takes hints, else ``None``.
+
+    Raises ``BadOptions`` for hints sent to a model that takes none.
+    """
+    if model.takes_hints:
+        return hints
+    if hints:
+        raise pipeline.BadOptions(
+            "hints_unsupported",
+            f"Model version {model.version} takes no colour hints; send the photo without them.",
+        )
+    return None
 
 
 def _is_animated(data: bytes) -> bool:

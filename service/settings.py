@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.pipeline import MIN_RENDER_SIZE
+
 # The repository's models/colorizer folder; installed copies (the Docker image) set COLORIZER_MODEL_DIR.
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "colorizer"
 
@@ -36,6 +38,11 @@ class Settings(BaseSettings):
     max_upload_mb: float = Field(20.0, gt=0, description="Largest request body, in MiB.")
     max_pixels: int = Field(40_000_000, ge=1, description="Largest image, in pixels (width x height).")
     max_batch_files: int = Field(32, ge=1, description="Most files in one /colorize/batch request.")
+    max_render_size: int = Field(
+        768,
+        ge=MIN_RENDER_SIZE,
+        description="Largest render_size a request may ask for; a batch's memory grows with its square.",
+    )
 
     reload_interval_s: float = Field(
         0.0, ge=0, description="Seconds between checks for a newer model version; 0 turns the watch off."

@@ -14,35 +14,51 @@ def make_model_dir(
     size: int = 32,
     version: int = 1,
     accepts_other_sizes: bool = True,
+    size_multiple: int = 8,
+    hints: bool = False,
 ) -> Path:
     """Export a tiny colorizer per the contract to ``tmp_path/models/colorizer/<version>/``.
 
     Its ``rgb`` is the gray input times ``tint`` per channel (``None``: gray copied to all three
-    channels), so what it predicts is known exactly. Returns the version folder.
+    channels), so what it predicts is known exactly. With ``hints``, it also takes the contract's
+    ``hints`` input and answers the hint's colour wherever the hint mask is 1. Returns the version folder.
     """
     import tensorflow as tf
 
     from service import contract
 
+    side = None if accepts_other_sizes else size
+    gray_spec = tf.TensorSpec([None, side, side, 1], tf.float32, name=contract.INPUT_KEY)
+    hints_spec = tf.TensorSpec([None, side, side, contract.HINT_CHANNELS], tf.float32, name=contract.HINTS_KEY)
+
     class TintModel(tf.Module):
         def __init__(self) -> None:
             super().__init__()
             self.tint = tf.constant(tint or (1.0, 1.0, 1.0), tf.float32)  # (3,)
-            side = None if accepts_other_sizes else size
-            spec = tf.TensorSpec([None, side, side, 1], tf.float32, name=contract.INPUT_KEY)
-            self.serve = tf.function(self._serve, input_signature=[spec])
+            self.serve = tf.function(self._serve, input_signature=[gray_spec])
 
         def _serve(self, gray: tf.Tensor) -> dict[str, tf.Tensor]:
             return {contract.OUTPUT_KEY: gray * self.tint}  # (B, H, W, 1) * (3,) -> (B, H, W, 3)
 
+    class HintedTintModel(TintModel):
+        def __init__(self) -> None:
+            super().__init__()
+            self.serve = tf.function(self._serve_hinted, input_signature=[gray_spec, hints_spec])
+
+        def _serve_hinted(self, gray: tf.Tensor, hints: tf.Tensor) -> dict[str, tf.Tensor]:
+            colour, mask = hints[..., :3], hints[..., 3:]  # (B, H, W, 3), (B, H, W, 1)
+            return {contract.OUTPUT_KEY: mask * colour + (1.0 - mask) * gray * self.tint}
+
     version_dir = tmp_path / "models" / "colorizer" / str(version)
-    module = TintModel()
+    module = HintedTintModel() if hints else TintModel()
     tf.saved_model.save(module, str(version_dir), signatures={contract.SIGNATURE: module.serve})
     metadata = {
         "format_version": 1,
         "arch": "tint" if tint else "identity",
         "size": size,
         "accepts_other_sizes": accepts_other_sizes,
+        "size_multiple": size_multiple,
+        "hints": hints,
         "dataset_fingerprint": "test",
         "epochs": 0,
         "metrics": {},

@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException
 from service.batching import InferenceFailed, QueueClosed, QueueFull
 from service.live_model import ModelNotReady, ReloadFailed
 from service.metrics import Metrics
-from service.pipeline import BadImage
+from service.pipeline import BadImage, BadOptions
 
 BAD_IMAGE_STATUS = {
     "empty_file": 400,
@@ -73,6 +73,9 @@ def install_error_handlers(app: FastAPI, *, metrics: Metrics, retry_after_s: int
     async def bad_image(request: Request, error: BadImage) -> JSONResponse:
         return error_response(metrics, BAD_IMAGE_STATUS.get(error.kind, 400), error.kind, error.message)
 
+    async def bad_options(request: Request, error: BadOptions) -> JSONResponse:
+        return error_response(metrics, 422, error.kind, error.message)
+
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
         return error_response(metrics, 422, *_describe_validation(error))
 
@@ -87,6 +90,7 @@ def install_error_handlers(app: FastAPI, *, metrics: Metrics, retry_after_s: int
     for error_type in SERVICE_ERRORS:
         app.add_exception_handler(error_type, service_error)
     app.add_exception_handler(BadImage, bad_image)
+    app.add_exception_handler(BadOptions, bad_options)
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(Exception, unexpected)

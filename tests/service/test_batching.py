@@ -22,14 +22,16 @@ class HeldModel:
         self.gate = threading.Event()
         self.entered = threading.Event()
         self.batch_shapes: list[tuple[int, ...]] = []
+        self.extra_shapes: list[list[tuple[int, ...]]] = []  # of each call's further inputs
 
-    def predict(self, batch: np.ndarray) -> np.ndarray:
+    def predict(self, batch: np.ndarray, *extra: np.ndarray) -> np.ndarray:
         self.entered.set()
         assert self.gate.wait(WAIT_S), "the test never opened the gate"
         self.batch_shapes.append(batch.shape)
+        self.extra_shapes.append([inputs.shape for inputs in extra])
         if len(self.batch_shapes) in self.fail_calls:
             raise RuntimeError("out of memory (on purpose)")
-        return batch * self.factor
+        return batch * self.factor + sum(inputs.sum(axis=-1, keepdims=True) for inputs in extra)
 
 
 @pytest.fixture
@@ -40,8 +42,8 @@ def queue() -> Iterator[BatchingQueue]:
     queue.close()
 
 
-def item(value: float) -> np.ndarray:
-    return np.full((2, 2, 1), value, np.float32)
+def item(value: float, side: int = 2) -> np.ndarray:
+    return np.full((side, side, 1), value, np.float32)
 
 
 def hold_worker(queue: BatchingQueue, model: HeldModel) -> None:
@@ -130,6 +132,28 @@ def test_a_batch_never_mixes_models(queue: BatchingQueue) -> None:
     old.gate.set()
     assert [future.result(WAIT_S)[0, 0, 0] for future in (before, after, late)] == [2.0, 3.0, 2.0]
     assert [shape[0] for shape in new.batch_shapes] == [1]
+
+
+def test_jobs_with_inputs_of_other_shapes_wait_for_a_batch_of_their_own(queue: BatchingQueue) -> None:
+    model = HeldModel()
+    hold_worker(queue, model)
+    sides = [2, 3, 2, 3, 3, 2]  # e.g. photos rendered at two sizes, arriving mixed
+    futures = [queue.submit(model, item(1.0, side)) for side in sides]
+    model.gate.set()
+    assert [future.result(WAIT_S).shape for future in futures] == [(side, side, 1) for side in sides]
+    # The oldest job leads each batch, with the oldest of its shape: two of three fill a fixed size.
+    assert model.batch_shapes[1:] == [(2, 2, 2, 1), (2, 3, 3, 1), (1, 3, 3, 1), (1, 2, 2, 1)]
+
+
+def test_each_of_a_jobs_inputs_reaches_the_model_as_its_own_batch(queue: BatchingQueue) -> None:
+    model = HeldModel()
+    hold_worker(queue, model)
+    hints = np.ones((2, 2, 4), np.float32)  # a second input, like a hint map
+    futures = [queue.submit(model, item(1.0), hints) for _ in range(4)]
+    assert futures[1].cancel()  # so the batch is padded: every input alike
+    model.gate.set()
+    assert all(futures[index].result(WAIT_S)[0, 0, 0] == 2.0 + 4.0 for index in (0, 2, 3))
+    assert model.batch_shapes[1:] == [(4, 2, 2, 1)] and model.extra_shapes[1:] == [[(4, 2, 2, 4)]]
 
 
 def test_abandoned_job_is_never_run(queue: BatchingQueue) -> None:

@@ -71,6 +71,66 @@ def test_offline_colorize_refuses_to_overwrite_its_input(tmp_path: Path) -> None
     assert run_colorize(tmp_path / "photo.png", "--out", tmp_path) == 2  # argparse's usage error
 
 
+def test_offline_colorize_follows_hints_saturation_and_render_size_as_the_service_does(
+    hints_server: LiveServer, hints_client: httpx.Client, tmp_path: Path
+) -> None:
+    source = tmp_path / "gray.png"
+    Image.new("L", (64, 48), 128).save(source)
+    flags = ["--hint", "16,12,#00c000", "--hint", "50,30,#d00000", "--saturation", "1.5", "--render-size", "48"]
+    assert run_colorize(source, "--out", tmp_path / "out", "--model-dir", hints_server.model_root, *flags) == 0
+    with Image.open(tmp_path / "out" / "gray.png") as offline:
+        pixels = np.asarray(offline.convert("RGB"), np.int16)
+    red, green, blue = pixels[12, 16]
+    assert green - max(red, blue) > 100
+
+    hints = '[{"x": 16, "y": 12, "color": "#00c000"}, {"x": 50, "y": 30, "color": "#d00000"}]'
+    served = hints_client.post(
+        "/colorize",
+        files={"file": ("gray.png", source.read_bytes(), "image/png")},
+        data={"hints": hints},
+        params={"saturation": 1.5, "render_size": 48},
+    )
+    assert np.array_equal(pixels, np.asarray(Image.open(io.BytesIO(served.content)).convert("RGB"), np.int16))
+
+
+@pytest.mark.parametrize(
+    ("flags", "says"),
+    [
+        (["--hint", "16,12"], "X,Y,#RRGGBB"),
+        (["--hint", "16,12,green"], "hint.color"),
+        (["--hint=-1,12,#00ff00"], "hint.x"),
+        (["--saturation", "2.5"], "--saturation"),
+        (["--render-size", "8"], "--render-size"),
+    ],
+)
+def test_offline_colorize_refuses_bad_hint_saturation_or_render_size_flags(
+    hints_server: LiveServer, tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], says: str
+) -> None:
+    photo().save(tmp_path / "photo.png")
+    out = tmp_path / "out"
+    assert run_colorize(tmp_path / "photo.png", "--out", out, "--model-dir", hints_server.model_root, *flags) == 2
+    assert says in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_offline_colorize_refuses_hints_for_a_model_that_takes_none(
+    server: LiveServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    photo().save(tmp_path / "photo.png")
+    flags = ["--model-dir", server.model_root, "--hint", "1,1,#00ff00"]
+    assert run_colorize(tmp_path / "photo.png", "--out", tmp_path / "out", *flags) == 2
+    assert "takes no colour hints" in capsys.readouterr().err
+
+
+def test_offline_colorize_skips_a_photo_that_a_hint_falls_outside(hints_server: LiveServer, tmp_path: Path) -> None:
+    photo(64, 48).save(tmp_path / "large.png")
+    photo(20, 20).save(tmp_path / "small.png")
+    sources = [tmp_path / "large.png", tmp_path / "small.png"]
+    flags = ["--model-dir", hints_server.model_root, "--hint", "30,30,#00ff00"]
+    assert run_colorize(*sources, "--out", tmp_path / "out", *flags) == 1
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["large.png"]
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -5,19 +5,39 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import anyio
-from fastapi import APIRouter, Query, UploadFile
+from fastapi import APIRouter, Form, Query, UploadFile
 from fastapi.responses import Response
 
 from service.api.deps import ColorizerDep, SettingsDep
 from service.api.errors import ApiError, error_responses
 from service.archive import build_archive
-from service.pipeline import MEDIA_TYPES
+from service.hints import MAX_HINTS, Hint, InvalidHints, parse_hints
+from service.pipeline import MAX_SATURATION, MEDIA_TYPES, MIN_RENDER_SIZE, ColorizeOptions
 from service.serving import Colorized, Upload
 
 router = APIRouter(tags=["colorize"])
 
 OutputFormat = Literal["png", "jpeg", "webp"]
 FormatQuery = Annotated[OutputFormat, Query(alias="format", description="How the answer is encoded.")]
+SaturationQuery = Annotated[
+    float, Query(ge=0, le=MAX_SATURATION, description="Scales the predicted colour: 0 gray, 1 as predicted.")
+]
+RenderSizeQuery = Annotated[
+    int | None,
+    Query(
+        description=f"The side in pixels at which the model sees the photo (at least {MIN_RENDER_SIZE}; the most "
+        "is COLORIZER_MAX_RENDER_SIZE), rounded to the model's size_multiple; only the native size for "
+        "models without accepts_other_sizes. Default: the model's native size."
+    ),
+]
+HintsForm = Annotated[
+    str | None,
+    Form(
+        description=f'A JSON array of at most {MAX_HINTS} colour hints, [{{"x": 12, "y": 30, "color": "#3a7bd5"}}]: '
+        "x and y in pixels of the uploaded photo (origin top-left, after EXIF rotation). Only for models "
+        'whose colorizer.json says "hints": true.'
+    ),
+]
 FAILURES = error_responses(400, 413, 415, 422, 500, 503)
 NOTE_HEADER = "X-Colorizer-Note"
 VERSION_HEADER = "X-Colorizer-Model-Version"
@@ -31,9 +51,17 @@ VERSION_HEADER = "X-Colorizer-Model-Version"
         **FAILURES,
     },
 )
-async def colorize(file: UploadFile, colorizer: ColorizerDep, output_format: FormatQuery = "png") -> Response:
+async def colorize(
+    file: UploadFile,
+    colorizer: ColorizerDep,
+    hints: HintsForm = None,
+    output_format: FormatQuery = "png",
+    saturation: SaturationQuery = 1.0,
+    render_size: RenderSizeQuery = None,
+) -> Response:
     """Colorize one photo (PNG, JPEG, WebP, BMP or TIFF); the answer has the photo's pixel size."""
-    result = await colorizer.colorize(await file.read(), output_format)
+    options = ColorizeOptions(_hints(hints), saturation, render_size)
+    result = await colorizer.colorize(await file.read(), output_format, options)
     return Response(result.content, media_type=result.media_type, headers=_headers(result))
 
 
@@ -46,16 +74,32 @@ async def colorize(file: UploadFile, colorizer: ColorizerDep, output_format: For
     },
 )
 async def colorize_batch(
-    files: list[UploadFile], colorizer: ColorizerDep, settings: SettingsDep, output_format: FormatQuery = "png"
+    files: list[UploadFile],
+    colorizer: ColorizerDep,
+    settings: SettingsDep,
+    output_format: FormatQuery = "png",
+    saturation: SaturationQuery = 1.0,
+    render_size: RenderSizeQuery = None,
 ) -> Response:
     """Colorize several photos; a bad one gets `<name>.error.json` in the zip and the rest still succeed."""
     if len(files) > settings.max_batch_files:
         raise ApiError(413, "too_many_files", f"{len(files)} files sent; the limit is {settings.max_batch_files}.")
     uploads = [Upload(file.filename, await file.read()) for file in files]
-    results = await colorizer.colorize_many(uploads, output_format)
+    options = ColorizeOptions(saturation=saturation, render_size=render_size)
+    results = await colorizer.colorize_many(uploads, output_format, options)
     archive = await anyio.to_thread.run_sync(build_archive, uploads, results, output_format)
     headers = {"Content-Disposition": 'attachment; filename="colorized.zip"'}
     return Response(archive, media_type="application/zip", headers=headers)
+
+
+def _hints(field: str | None) -> tuple[Hint, ...]:
+    """The ``hints`` form field, parsed; a malformed one is a 422 ``invalid_hints``."""
+    if field is None:
+        return ()
+    try:
+        return parse_hints(field)
+    except InvalidHints as error:
+        raise ApiError(422, "invalid_hints", str(error)) from None
 
 
 def _headers(result: Colorized) -> dict[str, str]:
