@@ -146,7 +146,8 @@ class UNetArchitecture(Architecture):
         """The generator's output as chroma ``(B, H, W, 2)`` in [-1, 1]."""
         if self.bins is None:
             return tf.cast(output, tf.float32)
-        return networks.Upsample(CLASS_HEAD_STRIDE)(color.annealed_mean(output, self.bins, self.temperature))
+        chroma = color.annealed_mean(output, self.bins, self.temperature)
+        return networks.Upsample(CLASS_HEAD_STRIDE, dtype="float32")(chroma)
 
     def discriminate(self, discriminator, gray, output, *, training):
         return discriminator([gray, self.chroma(output)], training=training)

@@ -16,21 +16,24 @@ from tqdm import tqdm
 
 from service import contract
 from service.model import load_model
+from service.hints import Hint
 from service.pipeline import colorize_images
 from trainer.evaluate import Tally, find_pairs, load_pair
 
 HINT_COUNTS = (0, 1, 2, 5, 10, 20)
 
 
-def hints_from_truth(truth: Image.Image, count: int, size: int, rng: np.random.Generator) -> np.ndarray:
-    """``(size, size, 4)`` hints: ``count`` random points, each the true mean colour of its square."""
-    colour = np.asarray(truth.convert("RGB").resize((size, size), Image.Resampling.BICUBIC), np.float32) / 255.0
-    hints = np.zeros((size, size, contract.HINT_CHANNELS), np.float32)
+def hints_from_truth(truth: Image.Image, count: int, size: int, rng: np.random.Generator) -> list[Hint]:
+    """``count`` random points of the photo, each with the true mean colour of the ``HINT_PATCH``
+    square it covers in the model's ``size`` x ``size`` input, where the service paints it."""
+    colour = np.asarray(truth.convert("RGB").resize((size, size), Image.Resampling.BICUBIC), np.float32)
     half = contract.HINT_PATCH // 2
-    for row, column in rng.integers(0, size, size=(count, 2)):
-        square = np.s_[max(row - half, 0) : row + half + 1, max(column - half, 0) : column + half + 1]
-        hints[square][..., :3] = colour[square].reshape(-1, 3).mean(axis=0)
-        hints[square][..., 3] = 1.0
+    width, height = truth.size
+    hints = []
+    for x, y in rng.random((count, 2)) * (width, height):
+        row, column = int(y * size / height), int(x * size / width)
+        mean = colour[max(row - half, 0) : row + half + 1, max(column - half, 0) : column + half + 1].mean(axis=(0, 1))
+        hints.append(Hint(x=x, y=y, color="#" + "".join(f"{round(channel):02x}" for channel in mean)))
     return hints
 
 
@@ -53,8 +56,7 @@ def hints_curve(
         gray, truth = load_pair(pair)
         for count, tally in tallies.items():
             rng = np.random.default_rng([seed, index, count])
-            hints = hints_from_truth(truth, count, model.native_size, rng)[None]
-            predict = lambda batch, hints=hints: model.predict(batch, hints)  # noqa: E731
-            (prediction,) = colorize_images([gray], predict=predict, size=model.native_size)
+            hints = hints_from_truth(truth, count, model.native_size, rng)
+            (prediction,) = colorize_images([gray], model.predict, model.native_size, hints=hints)
             tally.add(prediction, truth)
     return {count: tally.summary() for count, tally in tallies.items()}

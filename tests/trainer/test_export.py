@@ -28,33 +28,56 @@ def _train(dataset: Path, tmp_path: Path, arch: str, **overrides) -> Path:
     return train_and_export(config)
 
 
-def _serve(version_dir: Path, gray: np.ndarray) -> np.ndarray:
+def _serve(version_dir: Path, gray: np.ndarray, hints: np.ndarray | None = None) -> np.ndarray:
     signature = tf.saved_model.load(str(version_dir)).signatures[contract.SIGNATURE]
-    return signature(**{contract.INPUT_KEY: tf.constant(gray)})[contract.OUTPUT_KEY].numpy()
+    inputs = {contract.INPUT_KEY: tf.constant(gray)}
+    if contract.HINTS_KEY in signature.structured_input_signature[1]:
+        inputs[contract.HINTS_KEY] = tf.constant(np.zeros((*gray.shape[:3], 4), np.float32) if hints is None else hints)
+    return signature(**inputs)[contract.OUTPUT_KEY].numpy()
 
 
-@pytest.mark.parametrize("arch", ["unet", "seed"])
-def test_training_exports_a_savedmodel_with_the_contracts_signature(arch, tiny_dataset, tmp_path):
+@pytest.mark.parametrize("arch, inputs", [("unet", {contract.INPUT_KEY, contract.HINTS_KEY}), ("seed", {contract.INPUT_KEY})])
+def test_training_exports_a_savedmodel_with_the_contracts_signature(arch, inputs, tiny_dataset, tmp_path):
     version_dir = _train(tiny_dataset, tmp_path, arch)
 
     assert version_dir == tmp_path / "models" / "colorizer" / "1"
     signature = tf.saved_model.load(str(version_dir)).signatures[contract.SIGNATURE]
-    assert list(signature.structured_input_signature[1]) == [contract.INPUT_KEY]
+    assert set(signature.structured_input_signature[1]) == inputs
+    assert json.loads((version_dir / contract.METADATA_FILE).read_text())["hints"] == (arch == "unet")
     assert list(signature.structured_outputs) == [contract.OUTPUT_KEY]
     rgb = _serve(version_dir, np.random.default_rng(0).random((2, 200, 200, 1), np.float32))
     assert rgb.shape == (2, 200, 200, 3) and rgb.dtype == np.float32
     assert 0.0 <= rgb.min() and rgb.max() <= 1.0
 
 
-def test_colorizer_json_records_arch_size_dataset_epochs_and_test_metrics(tiny_dataset, tmp_path):
+def test_colorizer_json_records_arch_size_dataset_epochs_and_validation_metrics(tiny_dataset, tmp_path):
     version_dir = _train(tiny_dataset, tmp_path, "unet")
 
     metadata = json.loads((version_dir / contract.METADATA_FILE).read_text())
     assert metadata["arch"] == "unet" and metadata["size"] == 200 and metadata["accepts_other_sizes"]
     assert metadata["dataset_fingerprint"] == dataset_fingerprint(tiny_dataset)
     assert metadata["epochs"] == 1
+    assert metadata["metrics_split"] == "val"  # test is scored once, at the end, by hand
     assert {"psnr", "ssim", "ciede2000", "colorfulness", "palette_js"} <= set(metadata["metrics"])
     assert metadata["train"]["arch"] == "unet"
+
+
+def test_colorizer_json_holds_no_path_of_the_training_machine(tiny_dataset, tmp_path):
+    version_dir = _train(tiny_dataset, tmp_path, "unet")
+
+    text = (version_dir / contract.METADATA_FILE).read_text()
+    assert str(tmp_path) not in text and "/" not in json.dumps(json.loads(text)["train"])
+
+
+def test_hints_change_the_exported_models_colour_and_the_temperature_is_exported(tiny_dataset, tmp_path):
+    _train(tiny_dataset, tmp_path, "unet")
+    bold = export_run(tmp_path / "run_unet", evaluate=False, temperature=0.1)
+    assert json.loads((bold / contract.METADATA_FILE).read_text())["temperature"] == 0.1
+
+    gray = np.full((1, 64, 64, 1), 0.5, np.float32)
+    hints = np.zeros((1, 64, 64, 4), np.float32)
+    hints[:, 20:44, 20:44] = (0.0, 0.2, 1.0, 1.0)  # a blue square
+    assert not np.allclose(_serve(bold, gray, hints), _serve(bold, gray))
 
 
 def test_our_exported_model_accepts_other_sizes_that_divide_by_8(tiny_dataset, tmp_path):

@@ -24,9 +24,17 @@ def _config(dataset: Path, run_dir: Path, **overrides) -> TrainConfig:
     return TrainConfig(**{**options, **overrides})
 
 
-@pytest.mark.parametrize("arch", ["unet", "seed"])
-def test_each_architecture_trains_an_epoch_and_checkpoints_it(arch, tiny_dataset, tmp_path):
-    trainer = prepare_run(_config(tiny_dataset, tmp_path / "run", arch=arch))
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"arch": "unet"},
+        {"arch": "unet", "head": "regression", "adversarial_weight": 1.0},
+        {"arch": "seed"},
+    ],
+    ids=["ours", "ours-regression-gan", "seed"],
+)
+def test_each_architecture_trains_an_epoch_and_checkpoints_it(options, tiny_dataset, tmp_path):
+    trainer = prepare_run(_config(tiny_dataset, tmp_path / "run", **options))
     before = [weights.copy() for weights in trainer.generator.get_weights()]
 
     result = trainer.fit()
@@ -36,6 +44,29 @@ def test_each_architecture_trains_an_epoch_and_checkpoints_it(arch, tiny_dataset
     assert trainer.manager.latest_checkpoint is not None
     assert len(list((tmp_path / "run" / "samples").glob("*.png"))) == 1
     assert list((tmp_path / "run" / "logs").iterdir())  # TensorBoard events
+
+
+def test_no_adversarial_weight_trains_no_discriminator(tiny_dataset, tmp_path):
+    trainer = prepare_run(_config(tiny_dataset, tmp_path / "run"))
+    assert trainer.discriminator is None
+    assert "d/total" not in trainer.train_step(next(iter(_one_batch(trainer))))
+
+
+def _one_batch(trainer):
+    from trainer import data
+
+    files = data.EpochSampler(trainer.config.data, crops_per_photo=1, seed=0).epoch_files(0)
+    return data.training_batches(files, batch_size=2, seed=(0, 0), flips=True, crop=64, hints=True)
+
+
+def test_training_scores_the_validation_split_into_a_learning_curve(tiny_dataset, tmp_path):
+    trainer = prepare_run(_config(tiny_dataset, tmp_path / "run", epochs=2))
+    trainer.fit()
+
+    rows = (tmp_path / "run" / "validation.csv").read_text().splitlines()
+    assert rows[0].startswith("step,cpu_minutes,images,psnr")
+    assert len(rows) == 2 and rows[1].startswith(f"{2 * STEPS_PER_EPOCH},")  # once, at the end: 5 CPU-min never passed
+    assert rows[1].split(",")[2] == "2"  # the 2 validation photos, not the test ones
 
 
 def test_a_finished_run_resumes_where_it_stopped_when_given_more_epochs(tiny_dataset, tmp_path):
