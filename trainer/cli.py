@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from service.tensorflow_setup import device_summary, quiet_tensorflow
 from trainer.config import Head, MixedPrecision, TrainConfig
 from trainer.dataset import cli as dataset_cli
 from trainer.evaluate_cli import evaluate_command  # imports TensorFlow only when it runs
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the progress bars
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Build datasets, train, export and evaluate colorizers.")
 
@@ -49,6 +48,7 @@ def train(
     export: Annotated[bool, typer.Option(help="Export a model version when training ends.")] = True,
 ) -> None:
     """Train a GAN on DATA; rerunning the same command resumes from the last checkpoint."""
+    quiet_tensorflow()
     from trainer import workflow
     from trainer.train import ConfigMismatch, TrainingDiverged
 
@@ -73,6 +73,7 @@ def train(
             threads=threads,
             mixed_precision=mixed_precision,
         )
+        typer.echo(f"Training runs on {device_summary()}", err=True)
         workflow.train_and_export(config, export=export)
     except (ConfigMismatch, TrainingDiverged, FileNotFoundError, ValueError) as error:
         raise _fail(error) from None
@@ -86,6 +87,7 @@ def export_command(
     temperature: Annotated[Optional[float], typer.Option(help="Classes head: annealed-mean temperature to export (choose it on validation).")] = None,
 ) -> None:
     """Export the newest checkpoint of RUN_DIR as the next model version."""
+    quiet_tensorflow()
     from trainer import workflow
 
     try:
@@ -99,6 +101,7 @@ def choose_temperature_command(
     run_dir: Annotated[Path, typer.Argument(help="A training run of the classes head.")],
 ) -> None:
     """Score RUN_DIR on validation at several annealed-mean temperatures; print them and the choice."""
+    quiet_tensorflow()
     from trainer import workflow
 
     try:
@@ -120,6 +123,7 @@ def hints_curve_command(
     plot: Annotated[Optional[Path], typer.Option(help="Also draw ΔE2000 against hints to this PNG.")] = None,
 ) -> None:
     """ΔE2000 and the other metrics against the number of hints taken from the truth."""
+    quiet_tensorflow()
     from trainer.evaluate import format_table
     from trainer.hints_curve import hints_curve
 
