@@ -121,21 +121,26 @@ def hints_curve_command(
     split: Annotated[str, typer.Option(help="val or test.")] = "test",
     per_photo: Annotated[Optional[int], typer.Option(min=1, help="At most N files of each source photo.")] = None,
     plot: Annotated[Optional[Path], typer.Option(help="Also draw ΔE2000 against hints to this PNG.")] = None,
+    grid: Annotated[Optional[Path], typer.Option(help="Also save gray | no hints | 10 hints | truth rows to this PNG.")] = None,
+    grid_rows: Annotated[int, typer.Option(min=1, help="Photos in the grid.")] = 6,
 ) -> None:
     """ΔE2000 and the other metrics against the number of hints taken from the truth."""
     quiet_tensorflow()
     from trainer.evaluate import format_table
-    from trainer.hints_curve import hints_curve
+    from trainer.hints_curve import GRID_LABELS, hints_curve
+    from trainer.samples import save_grid
 
     try:
-        results = hints_curve(model_dir, data, split=split, per_photo=per_photo)
+        curve = hints_curve(model_dir, data, split=split, per_photo=per_photo, keep=grid_rows if grid else 0)
     except (FileNotFoundError, ValueError) as error:
         raise _fail(error) from None
-    typer.echo(format_table({f"{count} hints": metrics for count, metrics in results.items()}))
+    typer.echo(format_table({f"{count} hints": metrics for count, metrics in curve.metrics.items()}))
     if plot is not None:
         from trainer import plots
 
-        plots.hints_curve({count: metrics["ciede2000"] for count, metrics in results.items()}, plot)
+        plots.hints_curve({count: metrics["ciede2000"] for count, metrics in curve.metrics.items()}, plot)
+    if grid is not None:
+        save_grid(curve.samples, grid, labels=GRID_LABELS)
 
 
 def main() -> None:

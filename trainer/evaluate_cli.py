@@ -11,10 +11,6 @@ import typer
 from service.tensorflow_setup import quiet_tensorflow
 
 
-app = typer.Typer(add_completion=False)
-
-
-@app.command("evaluate")
 def evaluate_command(
     model_dir: Annotated[Path, typer.Argument(help="A model version folder, or a root of versions.")],
     data: Annotated[Path, typer.Argument(help="A dataset folder holding test_x/ and test_y/ (or another split's).")],
