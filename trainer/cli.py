@@ -143,5 +143,23 @@ def hints_curve_command(
         save_grid(curve.samples, grid, labels=GRID_LABELS)
 
 
+@app.command("learning-curves")
+def learning_curves_command(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Training runs; each line is labelled with its folder's name.")],
+    out: Annotated[Path, typer.Option(help="The PNG to write.")],
+    gray_delta_e: Annotated[Optional[float], typer.Option(help="Draw the gray input's validation ΔE2000 as a line.")] = None,
+) -> None:
+    """Draw validation ΔE2000 against training CPU-minutes for RUN_DIRS (their validation.csv)."""
+    quiet_tensorflow()
+    from trainer import plots
+    from trainer.train import VALIDATION_FILE
+
+    missing = [str(run) for run in run_dirs if not (run / VALIDATION_FILE).is_file()]
+    if missing:
+        raise _fail(FileNotFoundError(f"no {VALIDATION_FILE} in: {', '.join(missing)}"))
+    runs = {run.name: run / VALIDATION_FILE for run in run_dirs}
+    typer.echo(plots.learning_curves(runs, out, gray_delta_e=gray_delta_e))
+
+
 def main() -> None:
     app()
