@@ -42,7 +42,13 @@ def serve(argv: Sequence[str] | None = None) -> None:
     from service.app import create_app
 
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=settings.shutdown_grace_s,  # in-flight requests finish first
+    )
 
 
 def colorize(argv: Sequence[str] | None = None) -> None:
