@@ -32,11 +32,12 @@ def test_readyz_names_the_served_version(client: httpx.Client) -> None:
     assert (response.status_code, response.json()) == (200, {"status": "ready", "model_version": 1})
 
 
-def test_model_info_shows_version_and_metadata(client: httpx.Client) -> None:
-    info = client.get("/v1/model").json()
+def test_model_info_shows_version_and_metadata(server: LiveServer) -> None:
+    with server.admin_client() as client:
+        info = client.get("/v1/model").json()
     assert info["version"] == 1
     assert info["metadata"]["size"] == MODEL_SIZE
-    assert info["reload_error"] is None
+    assert info["skipped"] == []
 
 
 def test_metrics_count_requests_and_errors_by_kind(client: httpx.Client) -> None:
