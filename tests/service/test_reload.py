@@ -32,7 +32,8 @@ def colorize(client: httpx.Client) -> tuple[str, str]:
 def write_broken_version(live: LiveServer, version: int) -> Path:
     """A version folder that looks complete but holds no loadable SavedModel."""
     folder = live.model_root / str(version)
-    folder.mkdir()
+    (folder / "variables").mkdir(parents=True)
+    (folder / contract.VARIABLES_INDEX_FILE).write_bytes(b"")
     (folder / contract.SAVED_MODEL_FILE).write_bytes(b"this is not a protocol buffer")
     (folder / contract.METADATA_FILE).write_text(json.dumps({"size": 32}))
     return folder
@@ -43,7 +44,7 @@ def test_reload_serves_the_newer_version(start_server: Callable) -> None:
         assert colorize(client) == ("1", "warm")
         live.write_version(2, COOL)
         response = client.post("/v1/model/reload")
-        assert response.json() == {"previous_version": 1, "version": 2, "changed": True}
+        assert response.json() == {"previous_version": 1, "version": 2, "changed": True, "skipped": []}
         assert colorize(client) == ("2", "cool")
         assert client.get("/v1/model").json()["version"] == 2
 
@@ -51,7 +52,7 @@ def test_reload_serves_the_newer_version(start_server: Callable) -> None:
 def test_reload_without_a_newer_version_changes_nothing(start_server: Callable) -> None:
     with start_server() as live, live.admin_client() as client:
         response = client.post("/v1/model/reload")
-        assert response.json() == {"previous_version": 1, "version": 1, "changed": False}
+        assert response.json() == {"previous_version": 1, "version": 1, "changed": False, "skipped": []}
 
 
 def test_request_in_flight_during_a_reload_finishes_on_the_old_model(start_server: Callable) -> None:
