@@ -45,7 +45,13 @@ def serve(argv: Sequence[str] | None = None) -> None:
 
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s")
     logging.getLogger("service").info("Models run on %s", device_summary())
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=settings.shutdown_grace_s,  # in-flight requests finish first
+    )
 
 
 def colorize(argv: Sequence[str] | None = None) -> None:

@@ -31,6 +31,8 @@ MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 ACCEPTED_FORMATS = frozenset({"PNG", "JPEG", "WEBP", "BMP", "TIFF", "MPO", "GIF"})
 MIN_RENDER_SIZE = 32  # the smallest side a photo may be rendered at; the largest is a setting
 MAX_SATURATION = 2.0
+# Pixels the chroma merge works on at a time: its float32 temporaries take ~100 bytes a pixel.
+CHROMA_STRIP_PIXELS = 1 << 18
 
 
 @dataclass(frozen=True)
@@ -85,15 +87,23 @@ def decode_image(data: bytes, *, max_pixels: int) -> Image.Image:
                 )
             image.seek(0)  # first frame of an animation
             image.load()
+            return to_grayscale(_upright(image))
     except BadImage:
         raise
     except UnidentifiedImageError:
         raise BadImage("not_an_image", "The file is not an image this service can read.") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise BadImage("too_many_pixels", "The image declares more pixels than this service accepts.") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as error:
+    except Exception as error:  # the decoders raise many kinds on crafted bytes; all mean the same to a client
         raise BadImage("corrupt_image", f"The image is truncated or corrupt: {error}") from None
-    return to_grayscale(ImageOps.exif_transpose(image))
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """``image`` turned as its EXIF orientation says; as it is when that EXIF block is unreadable."""
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception:  # a corrupt EXIF block (struct.error and others): the pixels are still good
+        return image
 
 
 def to_grayscale(image: Image.Image) -> Image.Image:
@@ -155,17 +165,32 @@ def apply_chroma(gray: Image.Image, rgb: np.ndarray, saturation: float = 1.0) ->
 
     ``rgb`` is the model's ``(h, w, 3)`` output in [0, 1] at any size. Its chroma (Cb, Cr) is
     resized to the photo and scaled by ``saturation``, then each pixel's chroma is shrunk just enough
-    that no channel clips, so the result's luminance equals the input's to within rounding.
+    that no channel clips, so the result's luminance equals the input's to within rounding. The
+    float work goes in strips of rows, so its memory does not grow with the photo.
     """
     small = Image.fromarray(np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8), "RGB")
     _, cb, cr = small.convert("YCbCr").split()
-    cb = (np.asarray(cb.resize(gray.size, Image.Resampling.BICUBIC), dtype=np.float32) - 128.0) * saturation
-    cr = (np.asarray(cr.resize(gray.size, Image.Resampling.BICUBIC), dtype=np.float32) - 128.0) * saturation
-    luma = np.asarray(gray, dtype=np.float32)
+    cb_full = np.asarray(cb.resize(gray.size, Image.Resampling.BICUBIC))  # (H, W) uint8
+    cr_full = np.asarray(cr.resize(gray.size, Image.Resampling.BICUBIC))
+    luma_full = np.asarray(gray)
+    width, height = gray.size
+    colour = np.empty((height, width, 3), np.uint8)
+    rows = max(1, CHROMA_STRIP_PIXELS // width)
+    for top in range(0, height, rows):
+        strip = slice(top, top + rows)
+        colour[strip] = _join_chroma(luma_full[strip], cb_full[strip], cr_full[strip], saturation)
+    return Image.fromarray(colour, "RGB")
+
+
+def _join_chroma(luma_u8: np.ndarray, cb_u8: np.ndarray, cr_u8: np.ndarray, saturation: float) -> np.ndarray:
+    """RGB ``(h, w, 3)`` uint8 from luma and chroma ``(h, w)`` uint8 (chroma centred on 128)."""
+    cb = (cb_u8.astype(np.float32) - 128.0) * saturation
+    cr = (cr_u8.astype(np.float32) - 128.0) * saturation
+    luma = luma_u8.astype(np.float32)
 
     offsets = np.stack(
         [_R_FROM_CR * cr, _G_FROM_CB * cb + _G_FROM_CR * cr, _B_FROM_CB * cb], axis=-1
-    )  # (H, W, 3): each channel's distance from the luma
+    )  # (h, w, 3): each channel's distance from the luma
     headroom = np.where(offsets > 0, 255.0 - luma[..., None], luma[..., None])
     with np.errstate(divide="ignore", invalid="ignore"):
         limits = np.where(np.abs(offsets) > 1e-6, headroom / np.abs(offsets), np.inf)
@@ -173,7 +198,7 @@ def apply_chroma(gray: Image.Image, rgb: np.ndarray, saturation: float = 1.0) ->
     tightest = np.minimum(np.minimum(limits[..., 0], limits[..., 1]), limits[..., 2])
     scale = np.clip(tightest, 0.0, 1.0)[..., None]
     colour = luma[..., None] + offsets * scale
-    return Image.fromarray(np.clip(colour + 0.5, 0, 255).astype(np.uint8), "RGB")
+    return np.clip(colour + 0.5, 0, 255).astype(np.uint8)
 
 
 def encode_image(image: Image.Image, fmt: str) -> bytes:
