@@ -123,6 +123,7 @@ class UNetArchitecture(Architecture):
         adversarial_weight: float = 0.0,
         label_softening: float = 0.1,
         temperature: float = DEFAULT_TEMPERATURE,
+        chroma_gain: float = 1.0,
     ) -> None:
         self.config = config
         self.takes_hints = config.hints
@@ -130,6 +131,7 @@ class UNetArchitecture(Architecture):
         self.adversarial_weight = adversarial_weight
         self.label_softening = label_softening
         self.temperature = temperature
+        self.chroma_gain = chroma_gain  # a decoding choice made on validation, like the temperature
         self.default_beta_1 = 0.5 if adversarial_weight else 0.9  # pix2pix's 0.5 steadies adversarial training
         self.bins = color.gamut_ab_bins() if config.head == "classes" else None
 
@@ -143,11 +145,17 @@ class UNetArchitecture(Architecture):
         return color.rgb_to_lab(rgb)[..., 1:] / color.AB_SCALE  # (B, H, W, 2) in [-1, 1]
 
     def chroma(self, output: tf.Tensor) -> tf.Tensor:
-        """The generator's output as chroma ``(B, H, W, 2)`` in [-1, 1]."""
+        """The generator's output as chroma ``(B, H, W, 2)`` in [-1, 1], times ``chroma_gain``."""
         if self.bins is None:
-            return tf.cast(output, tf.float32)
-        chroma = color.annealed_mean(output, self.bins, self.temperature)
-        return networks.Upsample(CLASS_HEAD_STRIDE, dtype="float32")(chroma)
+            chroma = tf.cast(output, tf.float32)
+        else:
+            chroma = color.annealed_mean(output, self.bins, self.temperature)
+            chroma = networks.Upsample(CLASS_HEAD_STRIDE, dtype="float32")(chroma)
+        return chroma if self.chroma_gain == 1.0 else tf.clip_by_value(self.chroma_gain * chroma, -1.0, 1.0)
+
+    def decoding(self) -> dict[str, float]:
+        """The decoding choices an export records: the gain, and the temperature of a classes head."""
+        return {"chroma_gain": self.chroma_gain, **({"temperature": self.temperature} if self.bins is not None else {})}
 
     def discriminate(self, discriminator, gray, output, *, training):
         return discriminator([gray, self.chroma(output)], training=training)

@@ -85,33 +85,34 @@ def export_command(
     models_dir: Annotated[Optional[Path], typer.Option(help="Where to write the version; default: the run's.")] = None,
     evaluate: Annotated[bool, typer.Option(help="Record validation metrics in colorizer.json.")] = True,
     temperature: Annotated[Optional[float], typer.Option(help="Classes head: annealed-mean temperature to export (choose it on validation).")] = None,
+    chroma_gain: Annotated[Optional[float], typer.Option(help="Ours: scale the exported chroma by this (choose it on validation).")] = None,
 ) -> None:
     """Export the newest checkpoint of RUN_DIR as the next model version."""
     quiet_tensorflow()
     from trainer import workflow
 
     try:
-        workflow.export_run(run_dir, models_dir=models_dir, evaluate=evaluate, temperature=temperature)
+        workflow.export_run(run_dir, models_dir=models_dir, evaluate=evaluate, temperature=temperature, chroma_gain=chroma_gain)
     except (FileNotFoundError, ValueError) as error:
         raise _fail(error) from None
 
 
-@app.command("choose-temperature")
-def choose_temperature_command(
-    run_dir: Annotated[Path, typer.Argument(help="A training run of the classes head.")],
+@app.command("choose-decoding")
+def choose_decoding_command(
+    run_dir: Annotated[Path, typer.Argument(help="A training run of our architecture.")],
 ) -> None:
-    """Score RUN_DIR on validation at several annealed-mean temperatures; print them and the choice."""
+    """Score RUN_DIR on validation at several chroma gains (and temperatures); print them and the choice."""
     quiet_tensorflow()
     from trainer import workflow
 
     try:
-        best, results = workflow.choose_temperature(run_dir)
+        best, results = workflow.choose_decoding(run_dir)
     except (FileNotFoundError, ValueError) as error:
         raise _fail(error) from None
     from trainer.evaluate import format_table
 
-    typer.echo(format_table({f"T={temperature}": metrics for temperature, metrics in results.items()}))
-    typer.echo(f"chosen: --temperature {best}")
+    typer.echo(format_table(results))
+    typer.echo("chosen: " + " ".join(f"--{name.replace('_', '-')} {value}" for name, value in best.items()))
 
 
 @app.command("hints-curve")

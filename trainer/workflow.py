@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from functools import partial
 from pathlib import Path
 
@@ -28,46 +29,52 @@ def train_and_export(config: TrainConfig, *, export: bool = True) -> Path | None
     return _export(trainer, result, evaluate=True)
 
 
-def export_run(
-    run_dir: Path, *, models_dir: Path | None = None, evaluate: bool = True, temperature: float | None = None
-) -> Path:
-    """Export the newest checkpoint of ``run_dir``; ``temperature`` sets the classes head's decoding."""
+def export_run(run_dir: Path, *, models_dir: Path | None = None, evaluate: bool = True, **decoding: float | None) -> Path:
+    """Export the newest checkpoint of ``run_dir``, with ``decoding`` choices (``temperature``,
+    ``chroma_gain``) made on validation; ``None`` keeps the architecture's."""
     trainer = _restored(run_dir)
     if models_dir is not None:
         trainer.config.models_dir = models_dir
-    if temperature is not None:
-        trainer.architecture.temperature = temperature
+    for name, value in decoding.items():
+        if value is not None:
+            setattr(trainer.architecture, name, value)
     return _export(trainer, trainer.result(), evaluate=evaluate)
 
 
-TEMPERATURES = (0.2, 0.3, 0.38, 0.5, 0.7, 1.0)
-COLOURFULNESS_FLOOR = 0.6  # of the truth's: below it, colours look washed out
+TEMPERATURES = (0.2, 0.38, 0.7, 1.0)
+CHROMA_GAINS = (1.0, 1.25, 1.5, 1.75, 2.0)
 
 
-def choose_temperature(run_dir: Path, temperatures: tuple[float, ...] = TEMPERATURES) -> tuple[float, dict[float, dict]]:
-    """Score the run's classes head on validation at each annealed-mean temperature.
+def choose_decoding(run_dir: Path) -> tuple[dict[str, float], dict[str, dict]]:
+    """Score the run on validation at each decoding (temperatures of a classes head, chroma gains).
 
-    Returns the one with the lowest ΔE2000 among those at least ``COLOURFULNESS_FLOOR`` as
-    colourful as the truth (the most colourful one if none is), and every temperature's metrics.
+    Returns the most colourful decoding whose ΔE2000 stays below the gray input's (colour right more
+    often than wrong; the lowest-ΔE one if none does), and every decoding's metrics, gray's included.
     """
-    from trainer.evaluate import in_memory_colorizer, score
+    from trainer.evaluate import gray_as_rgb, in_memory_colorizer, score
 
     trainer = _restored(run_dir)
-    if getattr(trainer.architecture, "bins", None) is None:
-        raise ValueError(f"{run_dir} has no classes head: it has no temperature to choose.")
-    holdout = data.holdout_split(trainer.config.data)
-    results = {}
-    for temperature in temperatures:
-        trainer.architecture.temperature = temperature
-        colorize = in_memory_colorizer(trainer.predict_rgb, trainer.architecture.native_size)
-        results[temperature] = score(
-            colorize, trainer.config.data, split=holdout, per_photo=VALIDATION_PHOTO_CROPS, label=f"T={temperature}", keep=0
-        ).metrics
-    vivid = [t for t in temperatures if results[t]["colorfulness_ratio"] >= COLOURFULNESS_FLOOR]
-    best = min(vivid, key=lambda t: results[t]["ciede2000"]) if vivid else max(
-        temperatures, key=lambda t: results[t]["colorfulness_ratio"]
-    )
-    return best, results
+    architecture, data_dir = trainer.architecture, trainer.config.data
+    if not hasattr(architecture, "decoding"):
+        raise ValueError(f"{run_dir} trains the {architecture.name} architecture: it has no decoding to choose.")
+    holdout = data.holdout_split(data_dir)
+    scored = partial(score, data_dir=data_dir, split=holdout, per_photo=VALIDATION_PHOTO_CROPS, keep=0)
+    temperatures = TEMPERATURES if getattr(architecture, "bins", None) is not None else (None,)
+    results, choices = {"gray input": scored(gray_as_rgb, label="gray").metrics}, {}
+    for temperature, gain in itertools.product(temperatures, CHROMA_GAINS):
+        choice = {"chroma_gain": gain} | ({"temperature": temperature} if temperature is not None else {})
+        for name, value in choice.items():
+            setattr(architecture, name, value)
+        label = ", ".join(f"{name} {value}" for name, value in choice.items())
+        colorize = in_memory_colorizer(trainer.predict_rgb, architecture.native_size)
+        results[label], choices[label] = scored(colorize, label=label).metrics, choice
+    gray_delta_e = results["gray input"]["ciede2000"]
+    right_more_often = [label for label in choices if results[label]["ciede2000"] < gray_delta_e]
+    if right_more_often:
+        best = max(right_more_often, key=lambda label: results[label]["colorfulness_ratio"])
+    else:
+        best = min(choices, key=lambda label: results[label]["ciede2000"])
+    return choices[best], results
 
 
 def _restored(run_dir: Path) -> GANTrainer:
@@ -90,7 +97,7 @@ def _export(trainer: GANTrainer, result: TrainResult, *, evaluate: bool) -> Path
         from trainer.evaluate import evaluate as evaluate_model
 
         evaluator = partial(evaluate_model, data_dir=config.data, split=holdout, per_photo=VALIDATION_PHOTO_CROPS)
-    decoding = {"temperature": trainer.architecture.temperature} if getattr(trainer.architecture, "bins", None) is not None else {}
+    decoding = trainer.architecture.decoding() if hasattr(trainer.architecture, "decoding") else {}
 
     version_dir = export_model(
         trainer.serving_generator,

@@ -19,7 +19,8 @@ from trainer.config import TrainConfig
 from trainer.dataset.build import dataset_fingerprint
 from trainer.export import export_model
 from trainer.train import prepare_run
-from trainer.workflow import export_run, train_and_export
+from trainer import color
+from trainer.workflow import CHROMA_GAINS, TEMPERATURES, choose_decoding, export_run, train_and_export
 
 
 def _train(dataset: Path, tmp_path: Path, arch: str, **overrides) -> Path:
@@ -137,3 +138,24 @@ def test_the_export_command_refuses_a_folder_that_is_not_a_run(tmp_path):
     result = CliRunner().invoke(app, ["export", str(tmp_path)])
     assert result.exit_code == 1
     assert "is not a training run" in result.output
+
+
+def test_the_chroma_gain_is_exported_and_scales_the_colour(tiny_dataset, tmp_path):
+    _train(tiny_dataset, tmp_path, "unet")
+    plain = export_run(tmp_path / "run_unet", evaluate=False, chroma_gain=1.0)
+    bold = export_run(tmp_path / "run_unet", evaluate=False, chroma_gain=2.0)
+    assert json.loads((bold / contract.METADATA_FILE).read_text())["chroma_gain"] == 2.0
+
+    gray = np.random.default_rng(0).uniform(0.2, 0.8, (1, 64, 64, 1)).astype(np.float32)
+    plain_ab, bold_ab = (color.rgb_to_lab(_serve(version, gray))[..., 1:].numpy() for version in (plain, bold))
+    assert np.abs(plain_ab).max() > 0.5  # some colour to scale
+    doubled = np.isclose(bold_ab, 2.0 * plain_ab, atol=2.0)  # in Lab units
+    assert doubled.mean() > 0.95  # the rest left sRGB's gamut and was clipped
+
+
+def test_choosing_the_decoding_scores_each_gain_against_the_gray_input(tiny_dataset, tmp_path):
+    _train(tiny_dataset, tmp_path, "unet")
+    best, results = choose_decoding(tmp_path / "run_unet")
+
+    assert best["chroma_gain"] in CHROMA_GAINS and best.get("temperature", TEMPERATURES[0]) in TEMPERATURES
+    assert "gray input" in results and len(results) == 1 + len(CHROMA_GAINS) * len(TEMPERATURES)
