@@ -65,7 +65,7 @@ def configure_runtime(config: TrainConfig, *, distribute: bool = True) -> tf.dis
 
     Must run before TensorFlow runs any op: both threads and multi-worker need that.
     """
-    if config.threads:
+    if config.threads and tf.config.threading.get_intra_op_parallelism_threads() != config.threads:
         tf.config.threading.set_intra_op_parallelism_threads(config.threads)
         tf.config.threading.set_inter_op_parallelism_threads(config.threads)
     strategy = distribution.choose_strategy(config.strategy) if distribute else tf.distribute.get_strategy()
