@@ -2,8 +2,10 @@
 
     python bench/bench_models.py [--steps 3] [--batch-size 4] [--threads N]
 
-FLOPs are counted from the graph; images/s is measured here, one architecture after the other on
-the same machine and data, so only the ratio between them is meaningful.
+FLOPs are counted from the graph, for one 200x200 image (with its hints input for a generator
+that takes hints); images/s is measured here, one architecture after the other on the same machine
+and data, each on the batches `colorize-train train` gives it (ours: random 128-px crops with
+simulated hints; the seed: whole images), so only the ratio between them is meaningful.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from service import contract  # noqa: E402
 from trainer.architectures import ARCH_NAMES, get_architecture  # noqa: E402
 from trainer.config import TrainConfig  # noqa: E402
 from trainer.flops import count_flops  # noqa: E402
@@ -40,17 +43,28 @@ def make_dataset(root: Path, count: int) -> Path:
     return root
 
 
-def training_rate(arch: str, dataset: Path, *, batch_size: int, steps: int, threads: int | None) -> float:
+def training_rate(arch: str, dataset: Path, *, batch_size: int, steps: int, threads: int | None) -> tuple[float, float]:
+    """Training images per second and per CPU-second (process CPU time: steadier on a shared machine)."""
     config = TrainConfig(data=dataset, arch=arch, batch_size=batch_size, run_dir=dataset / f"run_{arch}", threads=threads)
-    configure_runtime(config)
-    trainer = GANTrainer(config)
-    pairs = data.decoded_pairs(dataset, "train")
-    batches = list(data.training_batches(pairs, batch_size=batch_size, epoch=0, seed=0, flips=False))
-    trainer.train_step(batches[0])  # trace and warm up
-    start = time.perf_counter()
+    trainer = GANTrainer(config, configure_runtime(config, distribute=False))
+    architecture = trainer.architecture
+    files = data.EpochSampler(dataset, crops_per_photo=1, seed=0).epoch_files(0)
+    batches = list(
+        data.training_batches(
+            files, batch_size=batch_size, seed=(0, 0), flips=False, crop=architecture.train_crop, hints=architecture.takes_hints
+        )
+    )
+    trainer.train_step(batches[0])["g/total"].numpy()  # trace and warm up
+    start, cpu_start = time.perf_counter(), time.process_time()
     for step in range(steps):
         trainer.train_step(batches[step % len(batches)])["g/total"].numpy()
-    return steps * batch_size / (time.perf_counter() - start)
+    images = steps * batch_size
+    return images / (time.perf_counter() - start), images / (time.process_time() - cpu_start)
+
+
+def generator_inputs(takes_hints: bool) -> list[tuple[int, int, int]]:
+    """Per-image input shapes: gray, and the hints map for a generator that takes hints."""
+    return [(SIZE, SIZE, 1), (SIZE, SIZE, contract.HINT_CHANNELS)] if takes_hints else [(SIZE, SIZE, 1)]
 
 
 def main() -> None:
@@ -64,17 +78,21 @@ def main() -> None:
         dataset = make_dataset(Path(folder), args.batch_size * 2)
         rows = {}
         for arch in ARCH_NAMES:
-            generator = get_architecture(arch).build_generator()
+            architecture = get_architecture(arch)
+            generator = architecture.build_generator()
             rows[arch] = (
-                count_flops(generator, (SIZE, SIZE, 1)) / 1e9,
+                count_flops(generator, generator_inputs(architecture.takes_hints)) / 1e9,
                 generator.count_params() / 1e6,
-                training_rate(arch, dataset, batch_size=args.batch_size, steps=args.steps, threads=args.threads),
+                *training_rate(arch, dataset, batch_size=args.batch_size, steps=args.steps, threads=args.threads),
             )
-    print(f"{'arch':<6} {'GFLOPs/img':>10} {'params (M)':>10} {'train img/s':>11}")
-    for arch, (gflops, params, rate) in rows.items():
-        print(f"{arch:<6} {gflops:>10.2f} {params:>10.2f} {rate:>11.2f}")
+    print(f"{'arch':<6} {'GFLOPs/img':>10} {'params (M)':>10} {'train img/s':>11} {'img/CPU-s':>9}")
+    for arch, (gflops, params, rate, cpu_rate) in rows.items():
+        print(f"{arch:<6} {gflops:>10.2f} {params:>10.2f} {rate:>11.2f} {cpu_rate:>9.2f}")
     seed, ours = rows["seed"], rows["unet"]
-    print(f"unet/seed: {ours[0] / seed[0]:.3f}x the FLOPs, {ours[2] / seed[2]:.1f}x the training images/s")
+    print(
+        f"unet/seed: {ours[0] / seed[0]:.3f}x the FLOPs, {ours[2] / seed[2]:.1f}x the training images/s, "
+        f"{ours[3] / seed[3]:.1f}x the training images per CPU-second"
+    )
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from service.tensorflow_setup import device_summary, quiet_tensorflow
-from trainer.config import Head, MixedPrecision, TrainConfig
+from trainer.config import Head, MixedPrecision, StrategyName, TrainConfig
 from trainer.dataset import cli as dataset_cli
 from trainer.evaluate_cli import evaluate_command  # imports TensorFlow only when it runs
 
@@ -45,11 +45,13 @@ def train(
     time_budget_min: Annotated[Optional[float], typer.Option(help="Stop after this much process CPU time (minutes), counted across resumes.")] = None,
     threads: Annotated[Optional[int], typer.Option(help="TensorFlow threads; default all cores.")] = None,
     mixed_precision: Annotated[MixedPrecision, typer.Option(help="auto (on with a GPU), on or off.")] = "auto",
-    export: Annotated[bool, typer.Option(help="Export a model version when training ends.")] = True,
+    strategy: Annotated[StrategyName, typer.Option(help="tf.distribute: auto (multi-worker from TF_CONFIG, mirrored with 2+ GPUs, else default), default, mirrored or multi-worker.")] = "auto",
+    export: Annotated[bool, typer.Option(help="Export a model version when training ends (the chief does, under multi-worker).")] = True,
 ) -> None:
     """Train a GAN on DATA; rerunning the same command resumes from the last checkpoint."""
     quiet_tensorflow()
     from trainer import workflow
+    from trainer.distribution import WorkerLost
     from trainer.train import ConfigMismatch, TrainingDiverged
 
     try:
@@ -72,10 +74,11 @@ def train(
             time_budget_min=time_budget_min,
             threads=threads,
             mixed_precision=mixed_precision,
+            strategy=strategy,
         )
         typer.echo(f"Training runs on {device_summary()}", err=True)
         workflow.train_and_export(config, export=export)
-    except (ConfigMismatch, TrainingDiverged, FileNotFoundError, ValueError) as error:
+    except (ConfigMismatch, TrainingDiverged, WorkerLost, FileNotFoundError, ValueError) as error:
         raise _fail(error) from None
 
 

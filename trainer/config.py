@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 MixedPrecision = Literal["auto", "on", "off"]
 Head = Literal["classes", "regression"]
+StrategyName = Literal["auto", "default", "mirrored", "multi-worker"]  # trainer/distribution.py says what each does
+STRATEGIES: tuple[str, ...] = get_args(StrategyName)
 
 
 @dataclass
@@ -35,6 +37,7 @@ class TrainConfig:
     time_budget_min: float | None = None  # stop (and export) after this much process CPU time
     threads: int | None = None  # TensorFlow intra/inter-op threads; None: all cores
     mixed_precision: MixedPrecision = "auto"  # auto: on when a GPU is present
+    strategy: StrategyName = "auto"  # tf.distribute: multi-worker from TF_CONFIG, else mirrored with 2+ GPUs (trainer/distribution.py)
 
     def __post_init__(self) -> None:
         self.data, self.run_dir, self.models_dir = Path(self.data), Path(self.run_dir), Path(self.models_dir)
@@ -46,6 +49,8 @@ class TrainConfig:
             raise ValueError(f"`crops_per_photo` must be at least 1. Received: crops_per_photo={self.crops_per_photo}")
         if self.adversarial_weight < 0:
             raise ValueError(f"`adversarial_weight` must be 0 or more. Received: adversarial_weight={self.adversarial_weight}")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"`strategy` must be one of {', '.join(STRATEGIES)}. Received: strategy={self.strategy!r}")
         if self.batch_size < 1:
             raise ValueError(f"`batch_size` must be at least 1. Received: batch_size={self.batch_size}")
 
@@ -62,7 +67,7 @@ class TrainConfig:
         return cls(**{key: value for key, value in saved.items() if key in known})
 
     # What may change between a run and its resumption without changing the model being trained.
-    RESUMABLE_CHANGES = frozenset({"epochs", "time_budget_min", "threads", "sample_every", "checkpoint_every_min", "models_dir", "validate_every_min"})
+    RESUMABLE_CHANGES = frozenset({"epochs", "time_budget_min", "threads", "sample_every", "checkpoint_every_min", "models_dir", "validate_every_min", "strategy"})
 
     def differences(self, other: TrainConfig) -> list[str]:
         mine, theirs = self.to_json(), other.to_json()

@@ -85,10 +85,32 @@ class EpochSampler:
         return chosen
 
 
+class UnreadableImage(ValueError):
+    """A dataset file that cannot be decoded (truncated, overwritten, deleted); the message names it."""
+
+
 def _decode_pair(gray_path: tf.Tensor, colour_path: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     gray = tf.io.decode_png(tf.io.read_file(gray_path), channels=1)  # (H, W, 1) uint8
     colour = tf.io.decode_png(tf.io.read_file(colour_path), channels=3)  # (H, W, 3) uint8
     return gray, colour
+
+
+DECODE_ERRORS = (tf.errors.InvalidArgumentError, tf.errors.DataLossError, tf.errors.NotFoundError)
+
+
+def find_unreadable(files: list[tuple[str, str]]) -> UnreadableImage | None:
+    """The first file of ``files`` that the pipeline cannot decode, as an error naming it; None if all decode."""
+    for pair in files:
+        for path, channels in zip(pair, (1, 3)):
+            try:
+                tf.io.decode_png(tf.io.read_file(path), channels=channels)
+            except DECODE_ERRORS as error:
+                reason = error.message.splitlines()[0] if error.message else type(error).__name__
+                return UnreadableImage(
+                    f"{path} cannot be decoded as a PNG ({reason}). Delete it and its twin, or rebuild the dataset "
+                    "with `colorize-train dataset build`; then rerun the same command to resume."
+                )
+    return None
 
 
 def _to_float(gray: tf.Tensor, colour: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -103,14 +125,20 @@ def training_batches(
     flips: bool,
     crop: int | None = None,
     hints: bool = False,
+    indices: list[int] | None = None,
 ) -> tf.data.Dataset:
     """Float batches ``((B, h, w, 1), (B, h, w, 3), (B, h, w, 4))`` of gray, colour and hints.
 
     ``flips``, ``crop`` (random resized crops of this side) and simulated ``hints`` draw their
-    randomness from (seed, index), so a batch replays identically after a resume.
+    randomness from (seed, index), so a batch replays identically after a resume, on any number of
+    replicas. ``indices``: each file's place in the epoch (default: 0, 1, ...), for a part of it.
     """
-    gray_paths, colour_paths = zip(*files)
-    pairs = tf.data.Dataset.from_tensor_slices((list(gray_paths), list(colour_paths)))
+    indices = list(range(len(files))) if indices is None else indices
+    if len(indices) != len(files):
+        raise ValueError(f"`indices` must number the files. Received: {len(indices)} indices for {len(files)} files")
+    gray_paths = tf.constant([gray for gray, _ in files], tf.string)
+    colour_paths = tf.constant([colour for _, colour in files], tf.string)
+    pairs = tf.data.Dataset.from_tensor_slices((tf.constant(indices, tf.int64), (gray_paths, colour_paths)))
     base_seed = tf.constant(seed, tf.int64)
 
     def prepare(index, paths):
@@ -121,11 +149,28 @@ def training_batches(
         return gray, colour, hint_map
 
     return (
-        pairs.enumerate()
-        .map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+        pairs.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
         .batch(batch_size, drop_remainder=True)
         .prefetch(tf.data.AUTOTUNE)
     )
+
+
+def pipeline_share(
+    first: int, end: int, *, global_batch_size: int, pipeline: int, pipelines: int
+) -> list[int]:
+    """Indices in ``[first, end)`` that input pipeline ``pipeline`` of ``pipelines`` reads.
+
+    Global batch ``i`` is files ``[i * G, (i + 1) * G)``; each pipeline (one per worker) takes its
+    own consecutive ``G / pipelines`` of them, which its replicas split in turn. So the same files
+    make up each step, and get the same augmentation, whatever the number of workers and replicas.
+    """
+    if global_batch_size % pipelines:
+        raise ValueError(
+            f"The global batch must split evenly between input pipelines. Received: global_batch_size={global_batch_size}, "
+            f"pipelines={pipelines}"
+        )
+    local = global_batch_size // pipelines
+    return [index for index in range(first, end) if (index % global_batch_size) // local == pipeline]
 
 
 def _augment(
@@ -182,5 +227,9 @@ def simulate_hints(colour: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
 def holdout_pairs(data_dir: Path, count: int, split: str) -> tuple[tf.Tensor, tf.Tensor]:
     """The first ``count`` pairs of ``split`` as float tensors, for sample grids during training."""
     gray_paths, colour_paths = paired_files(data_dir, split)
-    pairs = tf.data.Dataset.from_tensor_slices((gray_paths, colour_paths)).take(count)
-    return next(iter(pairs.map(_decode_pair).map(_to_float).batch(count)))
+    gray_paths, colour_paths = gray_paths[:count], colour_paths[:count]
+    pairs = tf.data.Dataset.from_tensor_slices((gray_paths, colour_paths))
+    try:
+        return next(iter(pairs.map(_decode_pair).map(_to_float).batch(count)))
+    except DECODE_ERRORS as error:
+        raise find_unreadable(list(zip(gray_paths, colour_paths))) or error from None

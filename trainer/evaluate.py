@@ -23,7 +23,7 @@ from tqdm import tqdm
 from service.model import load_model
 from service.pipeline import colorize_images, to_grayscale
 from trainer import metrics
-from trainer.data import source_photos
+from trainer.data import UnreadableImage, source_photos
 from trainer.samples import save_grid
 
 BATCH_SIZE = 16
@@ -76,13 +76,21 @@ def find_pairs(
 
 def load_pair(pair: PhotoPair) -> tuple[Image.Image, Image.Image]:
     """The gray photo (``L``) and its true colours (``RGB``)."""
-    with Image.open(pair.gray_path) as gray_file:
-        gray = to_grayscale(gray_file)
-    with Image.open(pair.truth_path) as truth_file:
-        truth = truth_file.convert("RGB")
+    gray = _open(pair.gray_path, to_grayscale)
+    truth = _open(pair.truth_path, lambda image: image.convert("RGB"))
     if gray.size != truth.size:
         raise ValueError(f"{pair.gray_path.name}: gray is {gray.size} but its twin is {truth.size}")
     return gray, truth
+
+
+def _open(path: Path, convert: Callable[[Image.Image], Image.Image]) -> Image.Image:
+    try:
+        with Image.open(path) as image:
+            return convert(image)
+    except OSError as error:  # PIL's unidentified and truncated images are OSErrors
+        raise UnreadableImage(
+            f"{path} cannot be read ({error}). Delete it and its twin, or rebuild the dataset with `colorize-train dataset build`."
+        ) from None
 
 
 def _at_most_per_photo(paths: list[Path], photo_of: Mapping[str, str], per_photo: int) -> list[Path]:

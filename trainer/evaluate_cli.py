@@ -27,16 +27,21 @@ def evaluate_command(
 ) -> None:
     """Score MODEL_DIR on a split of DATA and print a Markdown table of the metrics."""
     quiet_tensorflow()
+    from trainer.data import UnreadableImage
     from trainer.evaluate import format_table, gray_as_rgb, model_colorizer, save_comparison_grid, score  # loads TensorFlow
 
     results = {}
-    for path in [model_dir, *(also or [])]:
-        label, colorize = model_colorizer(path)
-        if label in results:
-            label = f"{label} ({path})"
-        results[label] = score(colorize, data, split=split, per_photo=per_photo, limit=limit, label=label, keep=grid_rows)
-    if baseline_gray:
-        results["gray"] = score(gray_as_rgb, data, split=split, per_photo=per_photo, limit=limit, label="gray", keep=grid_rows)
+    try:
+        for path in [model_dir, *(also or [])]:
+            label, colorize = model_colorizer(path)
+            if label in results:
+                label = f"{label} ({path})"
+            results[label] = score(colorize, data, split=split, per_photo=per_photo, limit=limit, label=label, keep=grid_rows)
+        if baseline_gray:
+            results["gray"] = score(gray_as_rgb, data, split=split, per_photo=per_photo, limit=limit, label="gray", keep=grid_rows)
+    except UnreadableImage as error:
+        typer.secho(f"error: {error}", err=True, fg="red")
+        raise typer.Exit(code=1) from None
     rows = {label: scored.metrics for label, scored in results.items()}
     typer.echo(format_table(rows))
     if grid is not None:

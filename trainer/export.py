@@ -1,7 +1,8 @@
 """Export a trained generator as a SavedModel version folder, per the contract in service/contract.py.
 
 The version appears whole or not at all: everything is written under a hidden temporary folder
-beside the versions, then renamed into place.
+beside the versions, then renamed into place. Staging folders that a killed export left behind are
+removed by the next export.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
+import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -22,6 +25,8 @@ from service import contract
 from trainer.architectures import Architecture
 
 FORMAT_VERSION = 1
+STAGING_PREFIX = ".export-"
+STALE_STAGING_S = 24 * 3600  # another machine's staging folder untouched this long is abandoned
 
 
 class ServingModule(tf.Module):
@@ -81,7 +86,8 @@ def export_model(
     metrics are recorded in ``colorizer.json``.
     """
     models_root.mkdir(parents=True, exist_ok=True)
-    staging = models_root / f".export-{uuid.uuid4().hex}"
+    remove_stale_staging(models_root)
+    staging = models_root / f"{STAGING_PREFIX}{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
     try:
         module = ServingModule(float32_copy(generator, architecture), architecture)
         tf.saved_model.save(module, str(staging), signatures={contract.SIGNATURE: module.serve})
@@ -102,6 +108,42 @@ def export_model(
         return _publish(staging, models_root)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def remove_stale_staging(models_root: Path, *, now: float | None = None) -> list[Path]:
+    """Remove the staging folders of exports that can no longer finish; return them.
+
+    One named for this machine is stale once its process has gone; any (another machine's, or one
+    from before names carried the process) once nothing in it has changed for ``STALE_STAGING_S``.
+    """
+    now = time.time() if now is None else now
+    removed = []
+    for folder in models_root.glob(f"{STAGING_PREFIX}*"):
+        if folder.is_dir() and _abandoned(folder, now):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _abandoned(folder: Path, now: float) -> bool:
+    host, _, pid = folder.name[len(STAGING_PREFIX) :].rpartition("-")[0].rpartition("-")
+    if host == socket.gethostname() and pid.isdigit() and not _process_alive(int(pid)):
+        return True
+    try:
+        newest = max(path.stat().st_mtime for path in [folder, *folder.rglob("*")])
+    except OSError:  # being removed or renamed right now
+        return False
+    return now - newest > STALE_STAGING_S
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
 
 
 def _write_metadata(folder: Path, document: dict[str, Any]) -> None:

@@ -4,6 +4,11 @@ Rerunning the same command resumes from the last checkpoint, even mid-epoch: eac
 and shuffle are seeded by its number, so the batches already trained on are skipped exactly.
 Every ``validate_every_min`` CPU-minutes the weight average is scored on the validation split
 (``validation.csv`` in the run folder: the learning curve every choice is made on).
+
+Under a ``tf.distribute`` strategy (trainer/distribution.py) every worker runs this same loop:
+each step's files are split between workers and replicas, every decision (stop for the CPU budget
+or a NaN, checkpoint now, validate now) is taken on values all-reduced in the step, so no worker
+is left waiting in a collective, and only the chief keeps checkpoints, validates, logs and exports.
 """
 
 from __future__ import annotations
@@ -11,7 +16,8 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
+import re
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +26,7 @@ import keras
 import tensorflow as tf
 from tqdm import tqdm
 
-from trainer import data, evaluate, samples
+from trainer import data, distribution, evaluate, samples
 from trainer.architectures import Architecture, get_architecture
 from trainer.config import TrainConfig
 
@@ -28,6 +34,10 @@ SAMPLE_COUNT = 8  # validation photos in each sample grid
 VALIDATION_PHOTO_CROPS = 2  # files of each source photo scored at each validation
 VALIDATION_FILE = "validation.csv"
 CHECKPOINTS_KEPT = 3
+DISTRIBUTION_FILE = "distribution.json"  # the global batch the run's step counts are in
+CHECKPOINT_INDEX = re.compile(r"ckpt-(\d+)\.index")
+# What TensorFlow raises for a truncated or overwritten checkpoint (a plain OpError, for a short index).
+UNREADABLE_CHECKPOINT_ERRORS = (tf.errors.OpError, IndexError)
 
 
 class TrainingDiverged(RuntimeError):
@@ -38,6 +48,10 @@ class ConfigMismatch(ValueError):
     """The run folder holds a run with a different configuration."""
 
 
+class CorruptCheckpoint(ValueError):
+    """Checkpoints exist but none of them can be read."""
+
+
 @dataclass
 class TrainResult:
     epochs_completed: int
@@ -46,28 +60,24 @@ class TrainResult:
     stopped_by_budget: bool
 
 
-def choose_strategy() -> tf.distribute.Strategy:
-    """TensorFlow's own distribution: several machines from TF_CONFIG, else all local GPUs."""
-    if "TF_CONFIG" in os.environ and json.loads(os.environ["TF_CONFIG"]).get("cluster"):
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    if len(tf.config.list_physical_devices("GPU")) > 1:
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
+def configure_runtime(config: TrainConfig, *, distribute: bool = True) -> tf.distribute.Strategy:
+    """Threads, the distribution strategy (``config.strategy``, else the default one) and precision.
 
-
-def configure_runtime(config: TrainConfig) -> None:
-    """Threads and precision; must run before any model is built."""
-    if config.threads:
+    Must run before TensorFlow runs any op: both threads and multi-worker need that.
+    """
+    if config.threads and tf.config.threading.get_intra_op_parallelism_threads() != config.threads:
         tf.config.threading.set_intra_op_parallelism_threads(config.threads)
         tf.config.threading.set_inter_op_parallelism_threads(config.threads)
+    strategy = distribution.choose_strategy(config.strategy) if distribute else tf.distribute.get_strategy()
     has_gpu = bool(tf.config.list_physical_devices("GPU"))
     use_mixed = config.mixed_precision == "on" or (config.mixed_precision == "auto" and has_gpu)
     keras.config.set_dtype_policy("mixed_float16" if use_mixed else "float32")
     keras.utils.set_random_seed(config.seed)
+    return strategy
 
 
 class GANTrainer:
-    def __init__(self, config: TrainConfig) -> None:
+    def __init__(self, config: TrainConfig, strategy: tf.distribute.Strategy | None = None) -> None:
         self.config = config
         self.architecture: Architecture = get_architecture(
             config.arch,
@@ -76,7 +86,8 @@ class GANTrainer:
             adversarial_weight=config.adversarial_weight,
             label_softening=config.label_softening,
         )
-        self.strategy = choose_strategy()
+        self.strategy = strategy or distribution.choose_strategy(config.strategy)
+        self.is_chief = distribution.is_chief(self.strategy)
         self.global_batch_size = config.batch_size * self.strategy.num_replicas_in_sync
         lr = config.lr if config.lr is not None else self.architecture.default_lr
         with self.strategy.scope():
@@ -88,12 +99,14 @@ class GANTrainer:
             if self.discriminator is not None:
                 self.discriminator_optimizer = self._optimizer(lr)
                 self.discriminator_optimizer.build(self.discriminator.trainable_variables)
-            self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-            self.step_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="step_in_epoch")
-            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-            self.cpu_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="cpu_seconds")
             self.ema_decay = config.ema_decay if config.ema_decay is not None else self.architecture.default_ema_decay
             self.generator_average = self._averaged_copy(self.generator) if self.ema_decay else None
+        # The loop's counters: plain variables outside the strategy (not mirrored), read on the host.
+        # Every worker moves them by the same all-reduced amounts, so they agree everywhere.
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        self.step_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="step_in_epoch")
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.cpu_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="cpu_seconds")
         tracked = dict(
             generator=self.generator,
             generator_optimizer=self.generator_optimizer,
@@ -107,9 +120,11 @@ class GANTrainer:
         if self.discriminator is not None:
             tracked.update(discriminator=self.discriminator, discriminator_optimizer=self.discriminator_optimizer)
         self.checkpoint = tf.train.Checkpoint(**tracked)
-        self.manager = tf.train.CheckpointManager(
-            self.checkpoint, str(config.run_dir / "checkpoints"), max_to_keep=CHECKPOINTS_KEPT
-        )
+        self.checkpoint_dir = config.run_dir / "checkpoints"  # the chief's: what every worker restores from
+        write_dir = distribution.checkpoint_write_dir(self.checkpoint_dir, self.strategy)
+        if write_dir != self.checkpoint_dir:
+            shutil.rmtree(write_dir, ignore_errors=True)  # left by a killed worker
+        self.manager = tf.train.CheckpointManager(self.checkpoint, str(write_dir), max_to_keep=CHECKPOINTS_KEPT)
 
     def _averaged_copy(self, generator: keras.Model) -> keras.Model:
         average = self.architecture.build_generator()
@@ -171,14 +186,23 @@ class GANTrainer:
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))
 
     @tf.function(autograph=False)  # no tensor-dependent Python control flow to convert
-    def train_step(self, batch) -> dict[str, tf.Tensor]:
+    def train_step(self, batch, signals: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
+        """One step on a (distributed) batch; returns the losses summed over replicas.
+
+        ``signals`` (each worker's own ``[cpu seconds, checkpoint due]``) come back as ``"agreed"``,
+        their mean over replicas: what every worker then decides on, so all decide alike.
+        """
         per_replica = self.strategy.run(self._replica_step, args=batch)
         if self.generator_average is not None:
             self._update_average()
-        return {
+        reduced = {
             name: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
             for name, value in per_replica.items()
         }
+        if signals is not None:
+            local = self.strategy.run(tf.identity, args=(signals,))
+            reduced["agreed"] = self.strategy.reduce(tf.distribute.ReduceOp.MEAN, local, axis=None)
+        return reduced
 
     def _update_average(self) -> None:
         """An exponential moving average of the generator's weights (BatchNorm statistics included).
@@ -192,23 +216,71 @@ class GANTrainer:
     # --- the loop -------------------------------------------------------------------------------
 
     def restore(self) -> bool:
-        """Resume from the newest checkpoint, if any. Returns whether one was found."""
-        if self.manager.latest_checkpoint is None:
-            return False
-        try:
-            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
-        except AssertionError as error:
+        """Resume from the newest readable checkpoint, if any. Returns whether one was found.
+
+        A checkpoint that cannot be read (a kill or a full disk mid-write) is reported and the one
+        before it is tried; every worker reads the chief's, so all resume from the same one.
+        """
+        candidates = checkpoint_candidates(self.checkpoint_dir)
+        unreadable = []
+        for path in candidates:
+            try:
+                self.checkpoint.restore(path).assert_existing_objects_matched()
+            except AssertionError as error:
+                raise ConfigMismatch(
+                    f"{path} does not hold everything this configuration trains "
+                    f"(was it made with other options?): {str(error).splitlines()[0]}"
+                ) from None
+            except UNREADABLE_CHECKPOINT_ERRORS as error:
+                unreadable.append(path)
+                tqdm.write(f"warning: {path} cannot be read ({type(error).__name__}); trying the checkpoint before it")
+                continue
+            tqdm.write(
+                f"resumed from {path}: epoch {int(self.epoch) + 1}, "
+                f"{int(self.step_in_epoch)} steps into it, {float(self.cpu_seconds) / 60:.1f} CPU-minutes so far"
+            )
+            return True
+        if unreadable:
+            raise CorruptCheckpoint(
+                f"No checkpoint in {self.checkpoint_dir} can be read ({', '.join(Path(p).name for p in unreadable)}); "
+                "move them away to start over."
+            )
+        return False
+
+    def check_global_batch(self) -> None:
+        """Step counts are in global batches: a run resumes only with the global batch it began with."""
+        path = self.config.run_dir / DISTRIBUTION_FILE
+        # Runs from before this file trained on one replica.
+        began_with = json.loads(path.read_text())["global_batch_size"] if path.is_file() else self.config.batch_size
+        if began_with != self.global_batch_size and checkpoint_candidates(self.checkpoint_dir):
             raise ConfigMismatch(
-                f"{self.manager.latest_checkpoint} does not hold everything this configuration trains "
-                f"(was it made with other options?): {str(error).splitlines()[0]}"
-            ) from None
-        tqdm.write(
-            f"resumed from {self.manager.latest_checkpoint}: epoch {int(self.epoch) + 1}, "
-            f"{int(self.step_in_epoch)} steps into it, {float(self.cpu_seconds) / 60:.1f} CPU-minutes so far"
-        )
-        return True
+                f"{self.config.run_dir} was trained with a global batch of {began_with} images; this strategy gives "
+                f"{self.config.batch_size} on each of {self.strategy.num_replicas_in_sync} replicas = {self.global_batch_size}. "
+                "Resume it on as many replicas, or use another --run-dir."
+            )
+        if self.is_chief and not path.is_file():
+            record = {"global_batch_size": self.global_batch_size, "replicas": self.strategy.num_replicas_in_sync}
+            path.write_text(json.dumps(record, indent=2) + "\n")
+
+    def save(self) -> None:
+        """Checkpoint, on every worker as TensorFlow requires; only the chief's copy is kept."""
+        self.manager.save(checkpoint_number=self.step)
+        if not self.is_chief:
+            shutil.rmtree(self.manager.directory, ignore_errors=True)
 
     def fit(self) -> TrainResult:
+        """Train until ``config.epochs`` or the CPU budget; checkpoint every epoch and every few minutes."""
+        try:
+            return self._fit()
+        except distribution.PEER_LOST_ERRORS as error:
+            if not distribution.is_multi_worker(self.strategy):
+                raise
+            raise distribution.WorkerLost(
+                f"another worker stopped ({type(error).__name__}: {str(error).splitlines()[0][:200]}). "
+                f"Restart every worker with the same command: they resume from the last checkpoint in {self.checkpoint_dir}."
+            ) from None
+
+    def _fit(self) -> TrainResult:
         config = self.config
         sampler = data.EpochSampler(config.data, crops_per_photo=config.crops_per_photo, seed=config.seed)
         steps_per_epoch = sampler.files_per_epoch // self.global_batch_size  # batches drop their remainder
@@ -217,9 +289,10 @@ class GANTrainer:
                 f"The training split has fewer images than one batch. Received: batch_size={config.batch_size}"
                 f" on each of {self.strategy.num_replicas_in_sync} replicas"
             )
-        writer = tf.summary.create_file_writer(str(config.run_dir / "logs"))
+        chief = self.is_chief
+        writer = tf.summary.create_file_writer(str(config.run_dir / "logs")) if chief else tf.summary.create_noop_writer()
         holdout = data.holdout_split(config.data)
-        sample_gray, sample_rgb = data.holdout_pairs(config.data, SAMPLE_COUNT, holdout)
+        sample_gray, sample_rgb = data.holdout_pairs(config.data, SAMPLE_COUNT, holdout) if chief else (None, None)
         stopped_by_budget = False
         last_save = time.monotonic()
         cpu_mark = time.process_time()
@@ -228,55 +301,89 @@ class GANTrainer:
         while int(self.epoch) < config.epochs and not stopped_by_budget:
             epoch = int(self.epoch)
             skip = int(self.step_in_epoch)
-            batches = data.training_batches(
-                sampler.epoch_files(epoch),
-                batch_size=self.global_batch_size,
-                seed=(config.seed, epoch),
-                flips=self.architecture.augment_flips,
-                crop=self.architecture.train_crop,
-                hints=self.architecture.takes_hints,
-            ).skip(skip)
-            batches = self.strategy.experimental_distribute_dataset(batches)
+            files = sampler.epoch_files(epoch)
+            batches = iter(self.distributed_batches(files, epoch=epoch, first_step=skip, steps=steps_per_epoch))
             progress = tqdm(
                 total=steps_per_epoch * self.global_batch_size,
                 initial=skip * self.global_batch_size,
                 desc=f"epoch {epoch + 1}/{config.epochs}",
                 unit="img",
                 dynamic_ncols=True,
+                disable=not chief,
             )
-            for batch in batches:
+            while (batch := self._next_batch(batches, files)) is not None:
                 if self._over_budget():
                     stopped_by_budget = True
                     break
-                losses = {name: float(value) for name, value in self.train_step(batch).items()}
+                now = time.process_time()
+                save_due = time.monotonic() - last_save > config.checkpoint_every_min * 60
+                signals = tf.constant([now - cpu_mark, float(save_due)], tf.float32)
+                cpu_mark = now
+                losses = {name: value for name, value in self.train_step(batch, signals).items()}
+                cpu_spent, save_agreed = (float(value) for value in losses.pop("agreed"))
+                losses = {name: float(value) for name, value in losses.items()}
                 self._check_finite(losses)
                 self.step.assign_add(1)
                 self.step_in_epoch.assign_add(1)
-                now = time.process_time()
-                self.cpu_seconds.assign_add(now - cpu_mark)
-                cpu_mark = now
+                self.cpu_seconds.assign_add(cpu_spent)
                 progress.update(self.global_batch_size)
                 progress.set_postfix({name: f"{value:.4f}" for name, value in losses.items() if name.endswith("total")})
-                self._log_scalars(writer, losses, progress)
-                if time.monotonic() - last_save > config.checkpoint_every_min * 60:
-                    self.manager.save(checkpoint_number=self.step)
+                if chief:
+                    self._log_scalars(writer, losses, progress)
+                if save_agreed > 0:  # some worker's clock says it is time: all save together
+                    self.save()
                     last_save = time.monotonic()
                 if float(self.cpu_seconds) >= next_validation:
-                    self.validate(holdout, writer)
+                    if chief:
+                        self.validate(holdout, writer)
                     cpu_mark = time.process_time()  # validation is not training: it is left out of the budget
                     next_validation = self._next_validation()
             progress.close()
             if not stopped_by_budget:
                 self.epoch.assign_add(1)
                 self.step_in_epoch.assign(0)
-            self.manager.save(checkpoint_number=self.step)
+            self.save()
             last_save = time.monotonic()
-            if stopped_by_budget or int(self.epoch) % config.sample_every == 0 or int(self.epoch) == config.epochs:
+            if chief and (stopped_by_budget or int(self.epoch) % config.sample_every == 0 or int(self.epoch) == config.epochs):
                 self.save_samples(sample_gray, sample_rgb)
-        if self._last_validated_step != int(self.step):
+        if chief and self._last_validated_step != int(self.step):
             self.validate(holdout, writer)
         writer.flush()
         return self.result(stopped_by_budget=stopped_by_budget)
+
+    def distributed_batches(self, files: list[tuple[str, str]], *, epoch: int, first_step: int, steps: int):
+        """The epoch's global batches from ``first_step`` on, each worker reading only its own share."""
+        global_batch = self.global_batch_size
+
+        def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+            share = data.pipeline_share(
+                first_step * global_batch,
+                steps * global_batch,
+                global_batch_size=global_batch,
+                pipeline=context.input_pipeline_id,
+                pipelines=context.num_input_pipelines,
+            )
+            return data.training_batches(
+                [files[index] for index in share],
+                indices=share,
+                batch_size=context.get_per_replica_batch_size(global_batch),
+                seed=(self.config.seed, epoch),
+                flips=self.architecture.augment_flips,
+                crop=self.architecture.train_crop,
+                hints=self.architecture.takes_hints,
+            )
+
+        return self.strategy.distribute_datasets_from_function(dataset_fn)
+
+    @staticmethod
+    def _next_batch(batches, files: list[tuple[str, str]]):
+        """The next batch, or None at the epoch's end; a file that cannot be decoded is named."""
+        try:
+            return next(batches)
+        except StopIteration:
+            return None
+        except data.DECODE_ERRORS as error:
+            raise data.find_unreadable(files) or error from None
 
     def _next_validation(self) -> float:
         every = self.config.validate_every_min * 60
@@ -333,7 +440,7 @@ class GANTrainer:
         if bad:
             raise TrainingDiverged(
                 f"Loss {', '.join(bad)} is not finite at step {int(self.step) + 1} (epoch {int(self.epoch) + 1}); "
-                f"stopped without saving. The last good checkpoint is in {self.manager.directory}: "
+                f"stopped without saving. The last good checkpoint is in {self.checkpoint_dir}: "
                 "resume with a lower --lr."
             )
 
@@ -367,9 +474,18 @@ def prepare_run(config: TrainConfig) -> GANTrainer:
                 f"{config.run_dir} holds a run with different {', '.join(differences)}; "
                 "use another --run-dir or the same options to resume it."
             )
-    config.save(saved_path)
-    configure_runtime(config)
-    trainer = GANTrainer(config)
+    strategy = configure_runtime(config)
+    trainer = GANTrainer(config, strategy)
+    if trainer.is_chief:
+        config.save(saved_path)
+    trainer.check_global_batch()
     trainer.restore()
     return trainer
+
+
+def checkpoint_candidates(directory: Path) -> list[str]:
+    """The checkpoints in ``directory``, newest (highest step) first, whatever its index file says."""
+    found = [CHECKPOINT_INDEX.fullmatch(path.name) for path in Path(directory).glob("ckpt-*.index")]
+    steps = sorted((int(match.group(1)) for match in found if match), reverse=True)
+    return [str(Path(directory) / f"ckpt-{step}") for step in steps]
 

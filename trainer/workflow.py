@@ -24,7 +24,7 @@ def train_and_export(config: TrainConfig, *, export: bool = True) -> Path | None
     tqdm.write(
         f"{reason}: {result.epochs_completed} epochs, {result.steps} steps, {result.cpu_minutes:.1f} CPU-minutes"
     )
-    if not export:
+    if not export or not trainer.is_chief:  # one export, by the chief
         return None
     return _export(trainer, result, evaluate=True)
 
@@ -82,8 +82,7 @@ def _restored(run_dir: Path) -> GANTrainer:
     if not config_path.is_file():
         raise FileNotFoundError(f"{run_dir} is not a training run (no config.json)")
     config = TrainConfig.load(config_path)
-    configure_runtime(config)
-    trainer = GANTrainer(config)
+    trainer = GANTrainer(config, configure_runtime(config, distribute=False))  # one process exports
     if not trainer.restore():
         raise FileNotFoundError(f"No checkpoint in {run_dir / 'checkpoints'}")
     return trainer

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
+from ports import free_port
 from service_testing import LiveServer, encode, photo
 
 from service.cli import colorize
@@ -129,12 +129,6 @@ def test_offline_colorize_skips_a_photo_that_a_hint_falls_outside(hints_server: 
     flags = ["--model-dir", hints_server.model_root, "--hint", "30,30,#00ff00"]
     assert run_colorize(*sources, "--out", tmp_path / "out", *flags) == 1
     assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["large.png"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.mark.parametrize("launcher", ["colorize-serve", "uvicorn"])

@@ -180,3 +180,13 @@ def test_the_cli_compares_several_models_in_one_table_and_grid(
     assert {"| tint |", "| identity |", "| gray |"} <= {line[: line.index("|", 1) + 1] for line in result.output.splitlines() if line.startswith("| ")}
     with Image.open(grid_path) as grid:
         assert grid.size == (4 * SIDE + 3 * GAP, LABEL_HEIGHT + 2 * SIDE + GAP)  # gray | tint | identity | truth
+
+
+def test_an_unreadable_test_photo_is_named_not_a_traceback(tiny_model_dir: Callable[..., Path], colour_data: Path) -> None:
+    broken = colour_data / "test_y" / "photo2.png"
+    broken.write_bytes(broken.read_bytes()[:100])  # truncated
+
+    outcome = CliRunner().invoke(app, [str(tiny_model_dir()), str(colour_data)])
+
+    assert outcome.exit_code == 1
+    assert f"error: {broken} cannot be read" in outcome.output

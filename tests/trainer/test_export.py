@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +21,7 @@ from service import contract
 from trainer.cli import app
 from trainer.config import TrainConfig
 from trainer.dataset.build import dataset_fingerprint
-from trainer.export import export_model
+from trainer.export import STALE_STAGING_S, export_model, remove_stale_staging
 from trainer.train import prepare_run
 from trainer import color
 from trainer.workflow import CHROMA_GAINS, TEMPERATURES, choose_decoding, export_run, train_and_export
@@ -159,3 +163,23 @@ def test_choosing_the_decoding_scores_each_gain_against_the_gray_input(tiny_data
 
     assert best["chroma_gain"] in CHROMA_GAINS and best.get("temperature", TEMPERATURES[0]) in TEMPERATURES
     assert "gray input" in results and len(results) == 1 + len(CHROMA_GAINS) * len(TEMPERATURES)
+
+
+def test_staging_folders_left_by_killed_exports_are_removed(tmp_path):
+    host = socket.gethostname()
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = tmp_path / f".export-{host}-{gone.stdout.strip()}-0123456789ab"  # its process has exited
+    live = tmp_path / f".export-{host}-{os.getpid()}-0123456789ab"  # an export in progress
+    old = tmp_path / ".export-0123456789abcdef0123456789abcdef"  # from before names carried the process
+    recent_elsewhere = tmp_path / ".export-other-host-42-0123456789ab"
+    for folder in (dead, live, old, recent_elsewhere):
+        (folder / "variables").mkdir(parents=True)
+    a_day_ago = time.time() - STALE_STAGING_S - 60
+    for path in (old, old / "variables"):
+        os.utime(path, (a_day_ago, a_day_ago))
+    (tmp_path / "1").mkdir()
+
+    removed = remove_stale_staging(tmp_path)
+
+    assert sorted(removed) == sorted([dead, old])
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(["1", live.name, recent_elsewhere.name])

@@ -1,7 +1,9 @@
-"""Training: both architectures learn for an epoch, survive a kill, stop on NaN, refuse mismatches."""
+"""Training: both architectures learn for an epoch, survive a kill, stop on NaN, refuse mismatches,
+fall back from a corrupt checkpoint, name a corrupt image."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,7 +16,8 @@ import pytest
 import tensorflow as tf
 
 from trainer.config import TrainConfig
-from trainer.train import ConfigMismatch, TrainingDiverged, prepare_run
+from trainer.data import UnreadableImage
+from trainer.train import ConfigMismatch, CorruptCheckpoint, TrainingDiverged, prepare_run
 
 STEPS_PER_EPOCH = 2  # the tiny dataset's 4 training photos in batches of 2
 
@@ -166,3 +169,39 @@ def test_a_checkpoint_missing_part_of_the_model_is_refused_not_half_restored(tin
 
     with pytest.raises(ConfigMismatch, match="does not hold everything"):
         prepare_run(_config(tiny_dataset, tmp_path / "run", ema_decay=0.9))
+
+
+def test_a_corrupt_latest_checkpoint_falls_back_to_the_one_before(tiny_dataset, tmp_path, capsys):
+    prepare_run(_config(tiny_dataset, tmp_path / "run", epochs=2)).fit()
+    checkpoints = tmp_path / "run" / "checkpoints"
+    latest = checkpoints / f"ckpt-{2 * STEPS_PER_EPOCH}.data-00000-of-00001"
+    latest.write_bytes(latest.read_bytes()[:1000])  # a disk that filled up mid-write
+
+    resumed = prepare_run(_config(tiny_dataset, tmp_path / "run", epochs=2))
+
+    assert (int(resumed.epoch), int(resumed.step)) == (1, STEPS_PER_EPOCH)
+    assert f"ckpt-{2 * STEPS_PER_EPOCH} cannot be read" in capsys.readouterr().out
+    assert resumed.fit().steps == 2 * STEPS_PER_EPOCH
+    (checkpoints / f"ckpt-{STEPS_PER_EPOCH}.index").write_bytes(b"garbage")
+    (checkpoints / f"ckpt-{2 * STEPS_PER_EPOCH}.index").write_bytes(b"")
+    with pytest.raises(CorruptCheckpoint, match="No checkpoint .* can be read"):
+        prepare_run(_config(tiny_dataset, tmp_path / "run", epochs=2))
+
+
+def test_a_corrupt_image_is_named_and_fails_the_same_way_on_resume(tiny_dataset, tmp_path):
+    broken = tiny_dataset / "train_y" / "train01.png"
+    broken.write_bytes(broken.read_bytes()[:200])  # truncated
+
+    for _ in range(2):
+        with pytest.raises(UnreadableImage, match=f"{broken}.*Delete it and its twin"):
+            prepare_run(_config(tiny_dataset, tmp_path / "run")).fit()
+
+
+def test_a_run_resumes_only_with_the_global_batch_it_began_with(tiny_dataset, tmp_path):
+    prepare_run(_config(tiny_dataset, tmp_path / "run")).fit()
+    record = tmp_path / "run" / "distribution.json"
+    assert json.loads(record.read_text()) == {"global_batch_size": 2, "replicas": 1}
+    record.write_text(json.dumps({"global_batch_size": 4, "replicas": 2}))  # as if begun on two replicas
+
+    with pytest.raises(ConfigMismatch, match="global batch of 4 images"):
+        prepare_run(_config(tiny_dataset, tmp_path / "run"))
