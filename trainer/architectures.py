@@ -181,7 +181,7 @@ ARCH_NAMES = ("seed", "unet")
 def get_architecture(
     name: str,
     *,
-    head: networks.Head = "classes",
+    head: networks.Head = "regression",
     l1_weight: float = 100.0,
     adversarial_weight: float = 0.0,
     label_softening: float = 0.1,

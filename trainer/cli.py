@@ -32,7 +32,7 @@ def train(
     epochs: Annotated[int, typer.Option(help="Epochs to train in all (the seed's 200).")] = 200,
     batch_size: Annotated[int, typer.Option(help="Images per step on each replica.")] = 32,
     lr: Annotated[Optional[float], typer.Option(help="Adam learning rate; default: the architecture's (seed: 5e-4).")] = None,
-    head: Annotated[Head, typer.Option(help="Ours: `classes` (a distribution over colours) or `regression` (chroma itself).")] = "classes",
+    head: Annotated[Head, typer.Option(help="Ours: `classes` (a distribution over colours) or `regression` (chroma itself; the default, chosen on validation).")] = "regression",
     l1_weight: Annotated[float, typer.Option(help="Ours, regression head: weight of the chroma L1 term.")] = 100.0,
     adversarial_weight: Annotated[float, typer.Option(help="Ours: weight of the patch-GAN term (0: no discriminator).")] = 0.0,
     crops_per_photo: Annotated[int, typer.Option(help="Files of one source photo used per epoch, at most.")] = 2,

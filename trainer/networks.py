@@ -83,7 +83,7 @@ class UNetConfig:
     widths: tuple[int, int, int, int] = (16, 32, 64, 128)
     bottleneck_dilations: tuple[int, ...] = (1, 2, 4)
     global_context: bool = True
-    head: Head = "classes"
+    head: Head = "regression"
     hints: bool = True
     discriminator_widths: tuple[int, ...] = (32, 64, 128)
 

@@ -77,7 +77,7 @@ def test_colorizer_json_holds_no_path_of_the_training_machine(tiny_dataset, tmp_
 
 
 def test_hints_change_the_exported_models_colour_and_the_temperature_is_exported(tiny_dataset, tmp_path):
-    _train(tiny_dataset, tmp_path, "unet")
+    _train(tiny_dataset, tmp_path, "unet", head="classes")
     bold = export_run(tmp_path / "run_unet", evaluate=False, temperature=0.1)
     assert json.loads((bold / contract.METADATA_FILE).read_text())["temperature"] == 0.1
 
@@ -157,8 +157,8 @@ def test_the_chroma_gain_is_exported_and_scales_the_colour(tiny_dataset, tmp_pat
     assert doubled.mean() > 0.95  # the rest left sRGB's gamut and was clipped
 
 
-def test_choosing_the_decoding_scores_each_gain_against_the_gray_input(tiny_dataset, tmp_path):
-    _train(tiny_dataset, tmp_path, "unet")
+def test_choosing_the_decoding_scores_each_gain_and_temperature_against_the_gray_input(tiny_dataset, tmp_path):
+    _train(tiny_dataset, tmp_path, "unet", head="classes")
     best, results = choose_decoding(tmp_path / "run_unet")
 
     assert best["chroma_gain"] in CHROMA_GAINS and best.get("temperature", TEMPERATURES[0]) in TEMPERATURES

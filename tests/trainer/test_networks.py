@@ -51,7 +51,7 @@ def test_our_generator_stays_within_its_compute_budget(head):
 
 @pytest.mark.parametrize("height, width", [(200, 200), (64, 96), (8, 8)])
 def test_the_classes_head_predicts_bin_logits_at_a_quarter_of_the_resolution(height, width):
-    logits = networks.build_unet_generator()(_inputs(height, width)).numpy()
+    logits = networks.build_unet_generator(networks.UNetConfig(head="classes"))(_inputs(height, width)).numpy()
     assert logits.shape == (1, height // 4, width // 4, len(color.gamut_ab_bins()))
 
 
@@ -64,7 +64,7 @@ def test_the_regression_head_is_fully_convolutional_over_multiples_of_8(height, 
 
 
 def test_without_hints_the_generator_takes_gray_alone():
-    generator = networks.build_unet_generator(networks.UNetConfig(hints=False))
+    generator = networks.build_unet_generator(networks.UNetConfig(hints=False, head="classes"))
     assert len(generator.inputs) == 1
     assert generator(np.ones((1, 16, 16, 1), np.float32)).shape[1:3] == (4, 4)
 
