@@ -44,11 +44,24 @@ class Upload:
 class Colorizer:
     """Turns uploaded bytes into colorized, encoded images through the batching queue."""
 
-    def __init__(self, live_model: LiveModel, queue: BatchingQueue, *, max_pixels: int, max_render_size: int) -> None:
+    def __init__(
+        self,
+        live_model: LiveModel,
+        queue: BatchingQueue,
+        *,
+        max_pixels: int,
+        max_render_size: int,
+        codec_threads: int = 1,
+        png_compress_level: int = pipeline.DEFAULT_PNG_COMPRESS_LEVEL,
+    ) -> None:
         self.live_model = live_model
         self.queue = queue
         self.max_pixels = max_pixels
         self.max_render_size = max_render_size
+        self.png_compress_level = png_compress_level
+        # Decoding, the colour merge and encoding run in threads: Pillow, numpy and zlib release the
+        # GIL, so they use that many cores at once; requests beyond it wait their turn.
+        self.codec_limiter = anyio.CapacityLimiter(codec_threads)
 
     async def colorize(self, data: bytes, fmt: str, options: ColorizeOptions = ColorizeOptions()) -> Colorized:
         """Colorize one upload.
@@ -61,10 +74,14 @@ class Colorizer:
         size = model.render_size(options.render_size, largest=self.max_render_size)
         hints = _hints_for(model, options.hints)
         with self.queue.arriving():  # so a batch forming meanwhile waits for this image
-            gray, inputs, notes = await anyio.to_thread.run_sync(self._prepare, data, size, hints)
+            gray, inputs, notes = await anyio.to_thread.run_sync(
+                self._prepare, data, size, hints, limiter=self.codec_limiter
+            )
             result = self.queue.submit(model, *inputs)
         rgb = await asyncio.wrap_future(result)  # cancelling this wait drops the job
-        content = await anyio.to_thread.run_sync(self._finish, gray, rgb, fmt, options.saturation)
+        content = await anyio.to_thread.run_sync(
+            self._finish, gray, rgb, fmt, options.saturation, limiter=self.codec_limiter
+        )
         return Colorized(content, pipeline.MEDIA_TYPES[fmt], model.version, notes)
 
     async def colorize_many(
@@ -104,9 +121,9 @@ class Colorizer:
             inputs += (pipeline.hint_map(hints, gray.size, size),)
         return gray, inputs, notes
 
-    @staticmethod
-    def _finish(gray: Image.Image, rgb: np.ndarray, fmt: str, saturation: float) -> bytes:
-        return pipeline.encode_image(pipeline.apply_chroma(gray, rgb, saturation), fmt)
+    def _finish(self, gray: Image.Image, rgb: np.ndarray, fmt: str, saturation: float) -> bytes:
+        colour = pipeline.apply_chroma(gray, rgb, saturation)
+        return pipeline.encode_image(colour, fmt, png_compress_level=self.png_compress_level)
 
 
 def _hints_for(model: LoadedModel, hints: tuple[Hint, ...]) -> tuple[Hint, ...] | None:
