@@ -133,7 +133,12 @@ class BatchingQueue:
 
     @property
     def full(self) -> bool:
-        return len(self._jobs) >= self.max_size
+        """Whether ``max_size`` jobs are waiting or being prepared: beyond that, callers should refuse work.
+
+        Counting those being prepared (decoded, or waiting for a thread to decode them) bounds the
+        work admitted when decoding, not the model, is what cannot keep up.
+        """
+        return len(self._jobs) + len(self._arriving) >= self.max_size
 
     def start(self) -> None:
         if self._worker is not None:
