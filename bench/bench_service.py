@@ -68,11 +68,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16, 64], help="clients in load runs")
     parser.add_argument("--load-size", type=int, default=200, help="photo side in the load runs")
     parser.add_argument("--overload", type=float, default=2.0, help="open-loop rate / best closed-loop rate")
-    parser.add_argument("--open-seconds", type=float, default=8.0, help="length of the open-loop run")
+    parser.add_argument(
+        "--open-seconds", type=float, default=8.0, help="open-loop length, at least 3x --max-queue requests"
+    )
     parser.add_argument("--skip", nargs="*", default=[], choices=["ratios", "stages", "load"], help="parts to skip")
     parser.add_argument("--out", type=Path, default=REPO / "docs", help="folder for the JSON and the plots")
     parser.add_argument("--name", default="bench-service", help="file name stem of the JSON and the plots")
     parser.add_argument("--machine", default="", help="what to call this machine in the report")
+    parser.add_argument("--report", type=Path, help="print and plot a saved JSON again; measure nothing")
     return parser.parse_args()
 
 
@@ -152,6 +155,7 @@ class Service:
         command = [sys.executable, "-m", "uvicorn", "service.app:app", "--port", str(port), "--log-level", "warning"]
         self.process = subprocess.Popen(command, env=env, cwd=args.repo)
         self.url = f"http://127.0.0.1:{port}"
+        self.open_loop_minimum = 3 * args.max_queue  # enough that the excess overflows the queue
         self._wait_until_ready()
 
     def _wait_until_ready(self) -> None:
@@ -189,7 +193,9 @@ class Service:
 
     def latency_s(self, photo: bytes, requests: int) -> float:
         with httpx.Client(base_url=self.url, timeout=REQUEST_TIMEOUT_S) as client:
-            post = lambda: client.post("/colorize", files={"file": ("photo.png", photo)}).raise_for_status()  # noqa: E731
+            def post() -> None:
+                client.post("/colorize", files={"file": ("photo.png", photo)}).raise_for_status()
+
             post()
             return statistics.median(timed(post) for _ in range(requests))
 
@@ -197,7 +203,9 @@ class Service:
         """``total`` requests from ``clients`` loops that each send the next when the last is answered."""
         return asyncio.run(self._closed_loop(photo, total, clients, description))
 
-    async def _closed_loop(self, photo: bytes, total: int, clients: int, description: str) -> tuple[float, list[Answer]]:
+    async def _closed_loop(
+        self, photo: bytes, total: int, clients: int, description: str
+    ) -> tuple[float, list[Answer]]:
         limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
         remaining = total
         answers: list[Answer] = []
@@ -225,7 +233,7 @@ class Service:
         return asyncio.run(self._open_loop(photo, rate, seconds))
 
     async def _open_loop(self, photo: bytes, rate: float, seconds: float) -> tuple[float, list[Answer]]:
-        count = max(1, round(rate * seconds))
+        count = max(round(rate * seconds), self.open_loop_minimum)
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=256)
         answers: list[Answer] = []
         async with httpx.AsyncClient(base_url=self.url, timeout=REQUEST_TIMEOUT_S, limits=limits) as client:
@@ -429,7 +437,10 @@ def report(results: dict) -> None:
         print(f"photos {side}x{side}, median of {len(row['rounds'])} rounds:")
         print(f"  raw model, batches of {results['max_batch']}: {row['raw_images_per_s']:8.1f} images/s")
         print(f"  service, {results['clients']} clients:      {row['service_images_per_s']:8.1f} images/s")
-        print(f"  throughput ratio:           {row['throughput_ratio']:8.2f}  ({low:.2f} to {high:.2f}; goal >= {THROUGHPUT_GOAL})")
+        print(
+            f"  throughput ratio:           {row['throughput_ratio']:8.2f}  "
+            f"({low:.2f} to {high:.2f}; goal >= {THROUGHPUT_GOAL})"
+        )
         print(f"  raw model, batch of 1:      {row['raw_batch1_ms']:8.1f} ms")
         print(f"  service, 1 client (median): {row['service_latency_ms']:8.1f} ms")
         print(f"  latency ratio:              {row['latency_ratio']:8.2f}  (goal <= {LATENCY_GOAL})")
@@ -451,12 +462,19 @@ def report(results: dict) -> None:
         print(
             f"open loop at {opened['rate_per_s']:.1f} requests/s: {opened['ok']} answered at "
             f"{opened['images_per_s']:.1f}/s, p50/p95/p99 {opened['p50_ms']:.0f}/{opened['p95_ms']:.0f}/"
-            f"{opened['p99_ms']:.0f} ms; {opened['refused_503']} refused (503); slowest answer {opened['max_ms']:.0f} ms"
+            f"{opened['p99_ms']:.0f} ms; {opened['refused_503']} refused (503); "
+            f"slowest answer {opened['max_ms']:.0f} ms"
         )
 
 
 def main() -> None:
     args = parse_args()
+    if args.report:
+        results = json.loads(args.report.read_text())
+        report(results)
+        for path in plot(results, args.out, args.name):
+            print(f"wrote {path}")
+        return
     args.repo = args.repo.resolve()
     sys.path.insert(0, str(args.repo))  # the pipeline timed in-process is the one the service runs
     model_dir = args.model_dir or args.repo / "models" / "colorizer"
