@@ -17,8 +17,10 @@ from fastapi import FastAPI
 
 from service.api import api_router
 from service.api.errors import install_error_handlers
-from service.api.middleware import RequestMetrics, UploadLimit
+from service.api.middleware import CrossSiteGuard, MemoryAdmission, RequestMetrics, UploadLimit
+from service.api.routes import docs
 from service.batching import BatchingQueue
+from service.budget import MemoryBudget
 from service.live_model import LiveModel, ReloadFailed
 from service.metrics import Metrics
 from service.serving import Colorizer
@@ -43,14 +45,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         on_batch=metrics.observe_batch,
     )
     metrics.queue_depth.set_function(lambda: queue.depth)
+    budget = MemoryBudget(settings.memory_budget_bytes)
+    metrics.memory_in_flight.set_function(lambda: budget.used_bytes)
     live_model = LiveModel(
         settings.model_dir,
         warm_up_sizes=queue.batch_sizes,
         on_swap=lambda model: metrics.model_version.set(model.version),
     )
 
-    app = FastAPI(title="Colorizer", version=_package_version(), description=DESCRIPTION, lifespan=_lifespan)
+    app = FastAPI(
+        title="Colorizer",
+        version=_package_version(),
+        description=DESCRIPTION,
+        lifespan=_lifespan,
+        docs_url=None,  # served by routes/docs.py from local files, not a CDN
+        redoc_url=None,
+    )
     app.state.settings = settings
+    app.state.budget = budget
     app.state.metrics = metrics
     app.state.queue = queue
     app.state.live_model = live_model
@@ -64,9 +76,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
 
     install_error_handlers(app, metrics=metrics, retry_after_s=settings.retry_after_s)
+    # Each add wraps the ones before: a request meets them bottom to top.
+    app.add_middleware(
+        MemoryAdmission,
+        budget=budget,
+        max_body_bytes=settings.max_upload_bytes,
+        retry_after_s=settings.retry_after_s,
+        metrics=metrics,
+    )
+    app.add_middleware(CrossSiteGuard, metrics=metrics)
     app.add_middleware(UploadLimit, max_bytes=settings.max_upload_bytes, metrics=metrics)
     app.add_middleware(RequestMetrics, metrics=metrics)  # added last: outermost, so it sees every answer
     app.include_router(api_router)
+    app.mount(docs.ASSETS_URL, docs.assets(), name="docs-assets")
     return app
 
 

@@ -10,15 +10,14 @@ from collections.abc import Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
-from service.pipeline import BadImage
-from service.serving import Colorized, Upload
+from service.serving import Colorized, FileError, Upload
 
 MANIFEST_NAME = "manifest.json"
 MAX_STEM_CHARS = 100
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def build_archive(uploads: Sequence[Upload], results: Sequence[Colorized | BadImage], fmt: str) -> bytes:
+def build_archive(uploads: Sequence[Upload], results: Sequence[Colorized | FileError], fmt: str) -> bytes:
     """A zip holding each result under a name derived from (never equal to) the client's file name."""
     entries: list[dict[str, Any]] = []
     taken: set[str] = set()
@@ -27,7 +26,7 @@ def build_archive(uploads: Sequence[Upload], results: Sequence[Colorized | BadIm
         for index, (upload, result) in enumerate(zip(uploads, results, strict=True)):
             stem = _unique(_safe_stem(upload.filename, index), taken)
             entry: dict[str, Any] = {"upload": upload.filename}
-            if isinstance(result, BadImage):
+            if isinstance(result, FileError):
                 name = f"{stem}.error.json"
                 archive.writestr(name, json.dumps({"error": result.kind, "detail": result.message}, indent=2))
                 entry |= {"output": name, "ok": False, "error": result.kind, "detail": result.message}

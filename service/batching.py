@@ -122,6 +122,7 @@ class BatchingQueue:
         self._jobs: deque[_Job] = deque()
         self._changed = threading.Condition()
         self._closed = False
+        self._closed_because = "The service is shutting down."
         self._arriving: dict[object, float] = {}  # a token per job being prepared: when it started
         self.prepare_s = 0.0  # how long preparing a job has taken lately (moving average), in seconds
         self._worker: threading.Thread | None = None
@@ -153,16 +154,13 @@ class BatchingQueue:
             self._changed.notify_all()
         if self._worker is not None:
             self._worker.join()
-        while self._jobs:
-            job = self._jobs.popleft()
-            if job.future.set_running_or_notify_cancel():
-                job.future.set_exception(QueueClosed("The service is shutting down."))
+        self._fail_waiting(QueueClosed(self._closed_because))
 
     def submit(self, model: BatchModel, *inputs: np.ndarray) -> Future[np.ndarray]:
         """Queue one example (each of ``model``'s inputs for it); the future gets its row of the output."""
         with self._changed:
             if self._closed:
-                raise QueueClosed("The service is shutting down.")
+                raise QueueClosed(self._closed_because)
             if len(self._jobs) >= self.max_size:
                 raise QueueFull(f"{len(self._jobs)} images are already waiting for the model.")
             job = _Job(model, inputs, Future())
@@ -188,9 +186,26 @@ class BatchingQueue:
                 self.prepare_s += PREPARE_SMOOTHING * (took - self.prepare_s)
                 self._changed.notify()
 
+    @property
+    def alive(self) -> bool:
+        """The worker is running (False before ``start``, after ``close``, and if it died)."""
+        return self._worker is not None and self._worker.is_alive() and not self._closed
+
     def _serve(self) -> None:
-        while (jobs := self._next_batch()) is not None:
-            self._run(jobs)
+        try:
+            while (jobs := self._next_batch()) is not None:
+                self._run(jobs)
+        except BaseException:  # not raised on: nothing would catch it in this thread
+            log.exception("The inference worker died; every job waiting fails and /healthz says so")
+            with self._changed:
+                self._closed, self._closed_because = True, "The inference worker died; the service must be restarted."
+            self._fail_waiting(QueueClosed(self._closed_because))
+
+    def _fail_waiting(self, error: Exception) -> None:
+        while self._jobs:
+            job = self._jobs.popleft()
+            if job.future.set_running_or_notify_cancel():
+                job.future.set_exception(error)
 
     def _next_batch(self) -> list[_Job] | None:
         """Wait for a job, and for those arriving while ``worth_waiting``; take it and its company."""

@@ -18,6 +18,7 @@ from tqdm import tqdm
 from service import pipeline
 from service.hints import Hint, InvalidHints, parse_hint_flag
 from service.settings import Settings
+from service.tensorflow_setup import device_summary, quiet_tensorflow
 
 if TYPE_CHECKING:
     from service.model import LoadedModel
@@ -37,12 +38,20 @@ def serve(argv: Sequence[str] | None = None) -> None:
     settings = Settings(**overrides)
 
     # Imported here, not at the top: they import TensorFlow, which makes --help slow.
+    quiet_tensorflow()
     import uvicorn
 
     from service.app import create_app
 
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+    logging.getLogger("service").info("Models run on %s", device_summary())
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=settings.shutdown_grace_s,  # in-flight requests finish first
+    )
 
 
 def colorize(argv: Sequence[str] | None = None) -> None:
@@ -66,9 +75,11 @@ def colorize(argv: Sequence[str] | None = None) -> None:
     if clashes:
         parser.error("these inputs would overwrite one another or an input: " + "; ".join(clashes))
 
+    quiet_tensorflow()
     from service.model import load_model  # imports TensorFlow: only once there is work to do
 
     model = load_model(args.model_dir)
+    print(f"Model version {model.version} runs on {device_summary()}", file=sys.stderr)
     try:
         size = model.render_size(options.render_size, largest=settings.max_render_size)
     except pipeline.BadOptions as error:

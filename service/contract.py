@@ -26,6 +26,10 @@ HINT_CHANNELS = 4  # sRGB colour + mask
 HINT_PATCH = 5  # side, in model-input pixels, of the square each hint is painted as
 METADATA_FILE = "colorizer.json"
 SAVED_MODEL_FILE = "saved_model.pb"
+VARIABLES_INDEX_FILE = "variables/variables.index"
+# What a version folder holds once its copy is complete (an export renames it into place whole,
+# but a copy by hand or by rsync fills it file by file).
+REQUIRED_FILES = (SAVED_MODEL_FILE, VARIABLES_INDEX_FILE, METADATA_FILE)
 
 
 def versions(root: Path) -> list[int]:
@@ -59,6 +63,28 @@ def resolve_model_dir(path: Path) -> Path:
     if (path / SAVED_MODEL_FILE).is_file():
         return path
     return latest_version_dir(path)
+
+
+def candidate_dirs(path: Path) -> list[Path]:
+    """Every folder that may hold a version, newest first: ``path`` itself if it is one, else its integer-named children.
+
+    Unlike ``versions``, this lists folders still being copied: see ``missing_files``.
+    """
+    if (path / SAVED_MODEL_FILE).is_file():
+        return [path]
+    if not path.is_dir():
+        return []
+    return sorted((child for child in path.iterdir() if child.name.isdigit() and child.is_dir()), key=version_of)[::-1]
+
+
+def version_of(version_dir: Path) -> int:
+    """A version folder's number (0 for a version folder served by a name that is not one)."""
+    return int(version_dir.name) if version_dir.name.isdigit() else 0
+
+
+def missing_files(version_dir: Path) -> list[str]:
+    """The ``REQUIRED_FILES`` that ``version_dir`` does not hold (yet)."""
+    return [name for name in REQUIRED_FILES if not (version_dir / name).is_file()]
 
 
 def read_metadata(version_dir: Path) -> dict[str, Any]:

@@ -52,6 +52,11 @@ class Metrics:
             "Images waiting for the model.",
             registry=self.registry,
         )
+        self.memory_in_flight = Gauge(
+            "colorizer_memory_in_flight_bytes",
+            "Bytes that requests in flight hold of the memory budget (COLORIZER_MEMORY_BUDGET_MB).",
+            registry=self.registry,
+        )
         self.model_version = Gauge(
             "colorizer_model_version",
             "The model version being served (0 before one is loaded).",

@@ -12,6 +12,14 @@ import tensorflow as tf
 from service import contract
 from service.pipeline import MIN_RENDER_SIZE, BadOptions
 
+PROBE_BATCH = 2  # more than one row, so a model that mixes up its batch axis fails the probe
+# How far outside [0, 1] a probe's output may stray (float rounding in the model's last layer).
+PROBE_RANGE_TOLERANCE = 1e-3
+
+
+class UnusableModel(ValueError):
+    """A version that loaded but breaks the contract. Its message names no path: it is shown to clients."""
+
 
 @dataclass
 class LoadedModel:
@@ -60,6 +68,29 @@ class LoadedModel:
             )
         return size
 
+    def probe(self) -> None:
+        """Raise ``UnusableModel`` unless a gray ramp in [0, 1) gives ``rgb`` float32 ``(B, S, S, 3)``, finite, in [0, 1]."""
+        size = self.native_size
+        ramp = (np.arange(size * size, dtype=np.float32) / (size * size)).reshape(1, size, size, 1)
+        inputs = {contract.INPUT_KEY: tf.convert_to_tensor(np.repeat(ramp, PROBE_BATCH, axis=0))}
+        if self.takes_hints:
+            inputs[contract.HINTS_KEY] = tf.zeros((PROBE_BATCH, size, size, contract.HINT_CHANNELS), tf.float32)
+        outputs = self._signature(**inputs)
+        if contract.OUTPUT_KEY not in outputs:
+            raise UnusableModel(f"probe: the model has no {contract.OUTPUT_KEY!r} output (it has {sorted(outputs)})")
+        output = outputs[contract.OUTPUT_KEY]
+        expected = (PROBE_BATCH, size, size, 3)
+        if output.dtype != tf.float32 or tuple(output.shape) != expected:
+            raise UnusableModel(
+                f"probe: output is {output.dtype.name} {tuple(output.shape)}; the contract says float32 {expected}"
+            )
+        values = output.numpy()
+        if not np.isfinite(values).all():
+            raise UnusableModel("probe: output has NaN or infinite values")
+        low, high = float(values.min()), float(values.max())
+        if low < -PROBE_RANGE_TOLERANCE or high > 1.0 + PROBE_RANGE_TOLERANCE:
+            raise UnusableModel(f"probe: output spans [{low:.3g}, {high:.3g}]; the contract says [0, 1]")
+
     def warm_up(self, batch_sizes: tuple[int, ...] = (1,)) -> None:
         """Run each batch size once so the first real request does not pay for graph setup."""
         for batch_size in batch_sizes:
@@ -67,18 +98,31 @@ class LoadedModel:
 
 
 def load_model(path: Path) -> LoadedModel:
-    """Load ``path`` (a version folder, or a root whose highest complete version is taken)."""
+    """Load ``path`` (a version folder, or a root whose highest complete version is taken).
+
+    Raises ``UnusableModel`` for metadata or inputs that break the contract; TensorFlow's own
+    errors for a SavedModel it cannot read.
+    """
     version_dir = contract.resolve_model_dir(Path(path))
-    metadata = contract.read_metadata(version_dir)
-    signature = tf.saved_model.load(str(version_dir)).signatures[contract.SIGNATURE]
+    try:
+        metadata = contract.read_metadata(version_dir)
+        native_size = int(metadata["size"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise UnusableModel(f"{contract.METADATA_FILE} is unreadable or has no integer size ({type(error).__name__})") from None
+    if native_size < 1:
+        raise UnusableModel(f"{contract.METADATA_FILE} says size {native_size}; it must be at least 1")
+    signatures = tf.saved_model.load(str(version_dir)).signatures
+    if contract.SIGNATURE not in signatures:
+        raise UnusableModel(f"the SavedModel has no {contract.SIGNATURE!r} signature")
+    signature = signatures[contract.SIGNATURE]
     takes_hints = bool(metadata.get("hints", False))
     if takes_hints and contract.HINTS_KEY not in signature.structured_input_signature[1]:
-        raise ValueError(f"{version_dir}: {contract.METADATA_FILE} says hints, but the SavedModel has no hints input")
+        raise UnusableModel(f"{contract.METADATA_FILE} says hints, but the SavedModel has no hints input")
     return LoadedModel(
         path=version_dir,
-        version=int(version_dir.name) if version_dir.name.isdigit() else 0,
+        version=contract.version_of(version_dir),
         metadata=metadata,
-        native_size=int(metadata["size"]),
+        native_size=native_size,
         _signature=signature,
         takes_hints=takes_hints,
         accepts_other_sizes=bool(metadata.get("accepts_other_sizes", False)),

@@ -41,6 +41,8 @@ _PNG_COLOUR_TYPES = {"L": 0, "RGB": 2}  # the modes encode_png writes, and their
 _PNG_MODES = {1: "L", 3: "RGB"}  # by channel count
 _PNG_FILTER_UP = 2
 _TINY_OFFSET = 1e-6  # a channel offset smaller than this can never clip
+# Pixels the chroma merge works on at a time: its float32 planes take ~40 bytes a pixel.
+CHROMA_STRIP_PIXELS = 1 << 18
 
 
 @dataclass(frozen=True)
@@ -95,15 +97,23 @@ def decode_image(data: bytes, *, max_pixels: int) -> Image.Image:
                 )
             image.seek(0)  # first frame of an animation
             image.load()
+            return to_grayscale(_upright(image))
     except BadImage:
         raise
     except UnidentifiedImageError:
         raise BadImage("not_an_image", "The file is not an image this service can read.") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise BadImage("too_many_pixels", "The image declares more pixels than this service accepts.") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as error:
+    except Exception as error:  # the decoders raise many kinds on crafted bytes; all mean the same to a client
         raise BadImage("corrupt_image", f"The image is truncated or corrupt: {error}") from None
-    return to_grayscale(ImageOps.exif_transpose(image))
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """``image`` turned as its EXIF orientation says; as it is when that EXIF block is unreadable."""
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception:  # a corrupt EXIF block (struct.error and others): the pixels are still good
+        return image
 
 
 def to_grayscale(image: Image.Image) -> Image.Image:
@@ -169,8 +179,9 @@ def apply_chroma(gray: Image.Image, rgb: np.ndarray, saturation: float = 1.0) ->
     resized to the photo and scaled by ``saturation``, then each pixel's chroma is shrunk just enough
     that no channel clips, so the result's luminance equals the input's to within rounding.
 
-    Works on whole ``(H, W)`` float32 planes, in place where it can: a few passes over the photo's
-    pixels, no ``(H, W, 3)`` temporaries, and no resize when the model saw the photo at its own size.
+    The float work goes in strips of rows, so its memory does not grow with the photo; each strip
+    works on ``(h, W)`` float32 planes, in place where it can: a few passes over its pixels and no
+    ``(h, W, 3)`` temporaries. No resize when the model saw the photo at its own size.
     """
     if saturation == 0.0:  # no colour at all: the photo's luminance in each channel
         return Image.merge("RGB", (gray, gray, gray))
@@ -179,13 +190,29 @@ def apply_chroma(gray: Image.Image, rgb: np.ndarray, saturation: float = 1.0) ->
     if cb_image.size != gray.size:
         cb_image = cb_image.resize(gray.size, Image.Resampling.BICUBIC)
         cr_image = cr_image.resize(gray.size, Image.Resampling.BICUBIC)
-    cb = np.asarray(cb_image, dtype=np.float32)  # (H, W), a fresh array: changed in place below
-    cr = np.asarray(cr_image, dtype=np.float32)
+    cb_full = np.asarray(cb_image)  # (H, W) uint8
+    cr_full = np.asarray(cr_image)
+    luma_full = np.asarray(gray)
+    width, height = gray.size
+    colour = np.empty((height, width, 3), np.uint8)
+    rows = max(1, CHROMA_STRIP_PIXELS // width)
+    for top in range(0, height, rows):
+        strip = slice(top, top + rows)
+        _join_chroma(luma_full[strip], cb_full[strip], cr_full[strip], saturation, out=colour[strip])
+    return Image.fromarray(colour, "RGB")
+
+
+def _join_chroma(
+    luma_u8: np.ndarray, cb_u8: np.ndarray, cr_u8: np.ndarray, saturation: float, *, out: np.ndarray
+) -> None:
+    """Write to ``out`` ``(h, w, 3)`` uint8 the RGB of luma and chroma ``(h, w)`` uint8 (chroma centred on 128)."""
+    cb = cb_u8.astype(np.float32)  # fresh arrays: changed in place below
+    cr = cr_u8.astype(np.float32)
     cb -= 128.0
     cb *= saturation
     cr -= 128.0
     cr *= saturation
-    luma = np.asarray(gray, dtype=np.float32)
+    luma = luma_u8.astype(np.float32)
 
     # Each channel's distance from the luma: red 1.402 Cr, green -0.344 Cb - 0.714 Cr, blue 1.772 Cb.
     red = _R_FROM_CR * cr
@@ -203,16 +230,14 @@ def apply_chroma(gray: Image.Image, rgb: np.ndarray, saturation: float = 1.0) ->
     scale = np.subtract(255.0, luma)
     scale /= rise
     np.minimum(scale, np.divide(luma, fall, out=fall), out=scale)
-    np.minimum(scale, 1.0, out=scale)  # (H, W): 1 where nothing clips
+    np.minimum(scale, 1.0, out=scale)  # (h, w): 1 where nothing clips
 
     luma += 0.5  # rounds, as the truncating cast below does not
-    out = np.empty((*luma.shape, 3), np.uint8)  # (H, W, 3)
     for channel, offset in enumerate((red, green, blue)):
         offset *= scale
         offset += luma
         np.clip(offset, 0.0, 255.0, out=offset)
         out[..., channel] = offset
-    return Image.fromarray(out, "RGB")
 
 
 def encode_image(image: Image.Image, fmt: str, *, png_compress_level: int = DEFAULT_PNG_COMPRESS_LEVEL) -> bytes:

@@ -1,13 +1,16 @@
 """Colorize uploads: the one path every HTTP request takes, single file or batch.
 
-decode + model inputs (thread) -> batching queue (the inference worker) -> chroma onto the photo +
-encode (thread). The event loop only awaits; it never decodes, encodes or runs the model.
+size (thread) -> a share of the memory budget -> decode + model inputs (codec thread) -> batching
+queue (the inference worker) -> chroma onto the photo + encode (codec thread). The event loop only
+awaits; it never decodes, encodes or runs the model.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
+import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -16,13 +19,18 @@ import numpy as np
 from PIL import Image
 
 from service import pipeline
-from service.batching import BatchingQueue, QueueFull
+from service.batching import BatchingQueue, InferenceFailed, QueueClosed, QueueFull
+from service.budget import Claim, NeverFits, OverBudget, photo_cost
 from service.hints import Hint
-from service.live_model import LiveModel
+from service.live_model import LiveModel, ModelNotReady
 from service.model import LoadedModel
 from service.pipeline import ColorizeOptions
 
+log = logging.getLogger(__name__)
+
 FIRST_FRAME_NOTE = "animated image: only the first frame was colorized"
+# Failures of the service, not of one file: a batch meeting one is answered 503 as a whole, to retry.
+CAPACITY_ERRORS = (QueueFull, OverBudget, ModelNotReady, QueueClosed)
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,14 @@ class Colorized:
 class Upload:
     filename: str | None
     data: bytes
+
+
+@dataclass(frozen=True)
+class FileError:
+    """Why one file of a batch has no result: ``kind`` for programs, ``message`` for people."""
+
+    kind: str
+    message: str
 
 
 class Colorizer:
@@ -63,44 +79,64 @@ class Colorizer:
         # GIL, so they use that many cores at once; requests beyond it wait their turn.
         self.codec_limiter = anyio.CapacityLimiter(codec_threads)
 
-    async def colorize(self, data: bytes, fmt: str, options: ColorizeOptions = ColorizeOptions()) -> Colorized:
-        """Colorize one upload.
+    async def colorize(
+        self, data: bytes, fmt: str, claim: Claim, options: ColorizeOptions = ColorizeOptions()
+    ) -> Colorized:
+        """Colorize one upload, holding its memory as a share of ``claim``.
 
-        Raises ``BadImage``, ``BadOptions``, ``QueueFull``, ``ModelNotReady`` or ``InferenceFailed``.
+        Raises ``BadImage``, ``BadOptions``, ``QueueFull``, ``OverBudget``, ``NeverFits``,
+        ``ModelNotReady`` or ``InferenceFailed``.
         """
         if self.queue.full:  # refuse before spending a thread on decoding
             raise QueueFull(f"{self.queue.depth} images are already waiting for the model.")
         model = self.live_model.current  # pinned: a reload from here on does not affect this request
         size = model.render_size(options.render_size, largest=self.max_render_size)
         hints = _hints_for(model, options.hints)
-        with self.queue.arriving():  # so a batch forming meanwhile waits for this image
-            gray, inputs, notes = await anyio.to_thread.run_sync(
-                self._prepare, data, size, hints, limiter=self.codec_limiter
+        pixels = await anyio.to_thread.run_sync(_declared_pixels, data, self.max_pixels)  # reads the header only
+        share = await claim.take(photo_cost(pixels, size), "this photo")
+        content = b""
+        try:
+            with self.queue.arriving():  # so a batch forming meanwhile waits for this image
+                gray, inputs, notes = await anyio.to_thread.run_sync(
+                    self._prepare, data, size, hints, limiter=self.codec_limiter
+                )
+                result = self.queue.submit(model, *inputs)
+            rgb = await asyncio.wrap_future(result)  # cancelling this wait drops the job
+            content = await anyio.to_thread.run_sync(
+                self._finish, gray, rgb, fmt, options.saturation, limiter=self.codec_limiter
             )
-            result = self.queue.submit(model, *inputs)
-        rgb = await asyncio.wrap_future(result)  # cancelling this wait drops the job
-        content = await anyio.to_thread.run_sync(
-            self._finish, gray, rgb, fmt, options.saturation, limiter=self.codec_limiter
-        )
+        finally:
+            share.settle(len(content))  # the answer's bytes stay held until it is sent
         return Colorized(content, pipeline.MEDIA_TYPES[fmt], model.version, notes)
 
     async def colorize_many(
-        self, uploads: Sequence[Upload], fmt: str, options: ColorizeOptions = ColorizeOptions()
-    ) -> list[Colorized | pipeline.BadImage]:
-        """Colorize several uploads together (so they share batches); a bad image is returned, not raised.
+        self, uploads: Sequence[Upload], fmt: str, claim: Claim, options: ColorizeOptions = ColorizeOptions()
+    ) -> list[Colorized | FileError]:
+        """Colorize several uploads together (so they share batches); any failure of one file is its ``FileError``.
 
-        Any other failure (queue full, model not ready, inference failed) fails the whole call.
+        Options no photo can take (``BadOptions``) and the service's capacity errors (``CAPACITY_ERRORS``)
+        fail the whole call.
         """
+        self.live_model.current.render_size(options.render_size, largest=self.max_render_size)  # bad for all
         # At most a model batch's worth of this call's images is in flight at once, so one big
         # request cannot fill the queue by itself.
         in_queue = asyncio.Semaphore(min(self.queue.max_batch, self.queue.max_size))
 
-        async def one(upload: Upload) -> Colorized | pipeline.BadImage:
+        async def one(upload: Upload) -> Colorized | FileError:
             async with in_queue:
                 try:
-                    return await self.colorize(upload.data, fmt, options)
-                except pipeline.BadImage as error:
-                    return error
+                    return await self.colorize(upload.data, fmt, claim, options)
+                except CAPACITY_ERRORS:
+                    raise
+                except (pipeline.BadImage, pipeline.BadOptions) as error:
+                    return FileError(error.kind, error.message)
+                except NeverFits as error:
+                    return FileError("too_large_for_memory", str(error))
+                except InferenceFailed as error:
+                    return FileError("inference_failed", str(error))
+                except Exception:
+                    log.exception("Colorizing %r failed", upload.filename)
+                    return FileError("internal_error", "An unexpected error with this file; the service logged it.")
 
         tasks = [asyncio.ensure_future(one(upload)) for upload in uploads]
         try:
@@ -108,6 +144,7 @@ class Colorizer:
         except BaseException:
             for task in tasks:  # their jobs leave the queue unrun
                 task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)  # and their shares are settled
             raise
 
     def _prepare(
@@ -145,6 +182,26 @@ def _is_animated(data: bytes) -> bool:
     """Whether an upload that decoded fine has more than one frame (GIF, APNG, WebP, multi-page TIFF).
 
     A camera's MPO JPEG also has several frames, but they are previews of one photo: not animation.
+    Counting frames reads past the first; where those bytes are corrupt, the answer is no.
     """
-    with Image.open(io.BytesIO(data)) as image:
-        return image.format != "MPO" and bool(getattr(image, "is_animated", False))
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.format != "MPO" and bool(getattr(image, "is_animated", False))
+    except Exception:
+        return False
+
+
+def _declared_pixels(data: bytes, max_pixels: int) -> int:
+    """The pixels an upload's header declares, to budget for before decoding it.
+
+    0 where decoding will refuse it before allocating its pixels anyway: not an image, or over ``max_pixels``.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                width, height = image.size
+    except Exception:
+        return 0
+    pixels = width * height
+    return pixels if pixels <= max_pixels else 0

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.pipeline import DEFAULT_PNG_COMPRESS_LEVEL, MIN_RENDER_SIZE
@@ -15,6 +15,8 @@ from service.pipeline import DEFAULT_PNG_COMPRESS_LEVEL, MIN_RENDER_SIZE
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "colorizer"
 
 BYTES_PER_MB = 1024 * 1024
+# A guessable admin token is no lock: shorter ones are refused at start (`openssl rand -hex 32` makes 64).
+ADMIN_TOKEN_MIN_CHARS = 32
 
 
 class Settings(BaseSettings):
@@ -61,11 +63,34 @@ class Settings(BaseSettings):
         description="Deflate level of PNG answers, as zlib counts them: 0 stores (largest), 9 compresses most "
         "(slowest). 1 to 3 use ISA-L's deflate, several times as fast as zlib's for about the same size.",
     )
+    memory_budget_mb: float = Field(
+        4096.0,
+        gt=0,
+        description="Memory, in MiB, that all requests in flight together may hold (bodies, decoded photos, "
+        "model inputs, results); past it: 503 with Retry-After, or 413 for a photo that could never fit. "
+        "The default suits a 24 GiB machine; the process needs its model and runtime besides.",
+    )
+    job_timeout_s: float = Field(
+        120.0, gt=0, description="Longest a request's photos may take, from decode to encoded answer; then 503."
+    )
+    shutdown_grace_s: float = Field(
+        20.0, ge=0, description="On shutdown, how long requests in flight may take to finish before they are cut."
+    )
 
     reload_interval_s: float = Field(
         0.0, ge=0, description="Seconds between checks for a newer model version; 0 turns the watch off."
+    )
+    admin_token: SecretStr | None = Field(
+        None,
+        min_length=ADMIN_TOKEN_MIN_CHARS,
+        description="Bearer token for the control plane (POST /v1/model/reload, GET /v1/model); "
+        f"at least {ADMIN_TOKEN_MIN_CHARS} characters. Unset: reload is off (403) and /v1/model is open.",
     )
 
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * BYTES_PER_MB)
+
+    @property
+    def memory_budget_bytes(self) -> int:
+        return int(self.memory_budget_mb * BYTES_PER_MB)

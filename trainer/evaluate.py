@@ -218,16 +218,6 @@ def gray_as_rgb(grays: Sequence[Image.Image]) -> list[Image.Image]:
     return [gray.convert("RGB") for gray in grays]
 
 
-def evaluate_gray_baseline(
-    data_dir: Path, *, grid_path: Path | None = None, limit: int | None = None
-) -> dict[str, float]:
-    """Score the gray input itself as the prediction, the floor any colorizer should clear."""
-    scored = score(gray_as_rgb, data_dir, limit=limit, label="gray")
-    if grid_path is not None:
-        save_comparison_grid({"gray": scored}, grid_path)
-    return scored.metrics
-
-
 def format_table(rows: Mapping[str, Mapping[str, float]]) -> str:
     """A Markdown table with one row per named result (e.g. seed, ours, gray)."""
     header = "| | " + " | ".join(title for _, title, _ in COLUMNS) + " |"

@@ -8,11 +8,9 @@ from typing import Annotated
 
 import typer
 
+from service.tensorflow_setup import quiet_tensorflow
 
-app = typer.Typer(add_completion=False)
 
-
-@app.command("evaluate")
 def evaluate_command(
     model_dir: Annotated[Path, typer.Argument(help="A model version folder, or a root of versions.")],
     data: Annotated[Path, typer.Argument(help="A dataset folder holding test_x/ and test_y/ (or another split's).")],
@@ -28,6 +26,7 @@ def evaluate_command(
     grid_rows: Annotated[int, typer.Option(min=1, help="Test photos in the grid.")] = 6,
 ) -> None:
     """Score MODEL_DIR on a split of DATA and print a Markdown table of the metrics."""
+    quiet_tensorflow()
     from trainer.evaluate import format_table, gray_as_rgb, model_colorizer, save_comparison_grid, score  # loads TensorFlow
 
     results = {}

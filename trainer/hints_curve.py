@@ -8,10 +8,11 @@ photo's colours would click them. The model and the colour merge are the service
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 from service import contract
@@ -37,6 +38,17 @@ def hints_from_truth(truth: Image.Image, count: int, size: int, rng: np.random.G
     return hints
 
 
+GRID_HINTS = 10  # the hint count shown beside no hints in the before/after grid
+GRID_LABELS = ("gray", "no hints", f"{GRID_HINTS} hints", "truth")
+HINT_MARK_RADIUS = 3
+
+
+@dataclass
+class HintsCurve:
+    metrics: dict[int, dict[str, float]]  # by hint count
+    samples: list[list[Image.Image]]  # rows of GRID_LABELS, the hints marked on their column
+
+
 def hints_curve(
     model_dir: Path,
     data_dir: Path,
@@ -45,18 +57,35 @@ def hints_curve(
     per_photo: int | None = None,
     counts: Sequence[int] = HINT_COUNTS,
     seed: int = 0,
-) -> dict[int, dict[str, float]]:
-    """Metrics of the model at ``model_dir`` on ``split`` for each number of hints."""
+    keep: int = 0,
+) -> HintsCurve:
+    """Metrics of the model at ``model_dir`` on ``split`` for each number of hints, and the first
+    ``keep`` photos without and with ``GRID_HINTS`` hints."""
     model = load_model(Path(model_dir))
     if not model.takes_hints:
         raise ValueError(f"{model_dir} takes no colour hints.")
     pairs = find_pairs(data_dir, split=split, per_photo=per_photo)
-    tallies = {count: Tally() for count in counts}
+    tallies = {count: Tally() for count in sorted({*counts, 0, GRID_HINTS})}
+    samples = []
     for index, pair in enumerate(tqdm(pairs, desc="hints curve", unit="img")):
         gray, truth = load_pair(pair)
+        predictions, hints = {}, {}
         for count, tally in tallies.items():
             rng = np.random.default_rng([seed, index, count])
-            hints = hints_from_truth(truth, count, model.native_size, rng)
-            (prediction,) = colorize_images([gray], model.predict, model.native_size, hints=hints)
-            tally.add(prediction, truth)
-    return {count: tally.summary() for count, tally in tallies.items()}
+            hints[count] = hints_from_truth(truth, count, model.native_size, rng)
+            (predictions[count],) = colorize_images([gray], model.predict, model.native_size, hints=hints[count])
+            tally.add(predictions[count], truth)
+        if index < keep:
+            samples.append([gray, predictions[0], marked(predictions[GRID_HINTS], hints[GRID_HINTS]), truth])
+    metrics = {count: tally.summary() for count, tally in tallies.items() if count in counts}
+    return HintsCurve(metrics, samples)
+
+
+def marked(image: Image.Image, hints: Sequence[Hint]) -> Image.Image:
+    """A copy of ``image`` with each hint drawn as a dot of its colour, ringed in white."""
+    image = image.convert("RGB")
+    draw = ImageDraw.Draw(image)
+    for hint in hints:
+        box = (hint.x - HINT_MARK_RADIUS, hint.y - HINT_MARK_RADIUS, hint.x + HINT_MARK_RADIUS, hint.y + HINT_MARK_RADIUS)
+        draw.ellipse(box, fill=hint.color, outline="white")
+    return image

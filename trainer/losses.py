@@ -6,6 +6,7 @@ gradients summed across replicas by a distribution strategy come out right.
 
 from __future__ import annotations
 
+import keras
 import tensorflow as tf
 
 from trainer import color
@@ -22,7 +23,7 @@ def _bce(labels: tf.Tensor, predictions: tf.Tensor, *, from_logits: bool) -> tf.
     if from_logits:
         values = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=predictions)
     else:
-        values = tf.keras.backend.binary_crossentropy(labels, predictions)
+        values = keras.ops.binary_crossentropy(labels, predictions)
     return _per_example_mean(values)
 
 

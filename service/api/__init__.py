@@ -2,10 +2,10 @@
 
 from fastapi import APIRouter
 
-from service.api.routes import colorize, health, model, page
+from service.api.routes import colorize, docs, health, model, page
 
 api_router = APIRouter()
-for routes in (colorize, health, model, page):
+for routes in (colorize, docs, health, model, page):
     api_router.include_router(routes.router)
 
 __all__ = ["api_router"]

@@ -6,6 +6,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from service.batching import BatchingQueue
+from service.budget import Claim
 from service.live_model import LiveModel
 from service.metrics import Metrics
 from service.serving import Colorizer
@@ -20,6 +22,10 @@ def get_colorizer(request: Request) -> Colorizer:
     return request.app.state.colorizer
 
 
+def get_queue(request: Request) -> BatchingQueue:
+    return request.app.state.queue
+
+
 def get_live_model(request: Request) -> LiveModel:
     return request.app.state.live_model
 
@@ -28,7 +34,14 @@ def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
+def get_memory_claim(request: Request) -> Claim:
+    """This request's claim on the memory budget (made by the MemoryAdmission middleware)."""
+    return request.state.memory_claim
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ColorizerDep = Annotated[Colorizer, Depends(get_colorizer)]
+QueueDep = Annotated[BatchingQueue, Depends(get_queue)]
 LiveModelDep = Annotated[LiveModel, Depends(get_live_model)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+MemoryClaimDep = Annotated[Claim, Depends(get_memory_claim)]

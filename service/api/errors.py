@@ -12,7 +12,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
+from service.api.lifetime import ClientDisconnected, JobTimedOut
 from service.batching import InferenceFailed, QueueClosed, QueueFull
+from service.budget import NeverFits, OverBudget
 from service.live_model import ModelNotReady, ReloadFailed
 from service.metrics import Metrics
 from service.pipeline import BadImage, BadOptions
@@ -25,13 +27,20 @@ BAD_IMAGE_STATUS = {
     "too_many_pixels": 413,
 }
 
+# Nginx's code for "the client closed the request": logged and counted, though no one reads the answer.
+CLIENT_CLOSED_REQUEST = 499
+
 # The service's own failures: status, kind, and whether the client should come back later.
 SERVICE_ERRORS: dict[type[Exception], tuple[int, str, bool]] = {
     QueueFull: (503, "queue_full", True),
+    OverBudget: (503, "over_memory_budget", True),
+    NeverFits: (413, "too_large_for_memory", False),
+    JobTimedOut: (503, "job_timeout", True),
     ModelNotReady: (503, "model_not_ready", True),
     QueueClosed: (503, "shutting_down", True),
+    ReloadFailed: (503, "no_servable_model", True),
     InferenceFailed: (500, "inference_failed", False),
-    ReloadFailed: (500, "reload_failed", False),
+    ClientDisconnected: (CLIENT_CLOSED_REQUEST, "client_disconnected", False),
 }
 
 
@@ -43,8 +52,8 @@ class ErrorBody(BaseModel):
 class ApiError(HTTPException):
     """An HTTP error with its own ``kind``; raised by routes and middleware."""
 
-    def __init__(self, status_code: int, kind: str, detail: str) -> None:
-        super().__init__(status_code=status_code, detail=detail)
+    def __init__(self, status_code: int, kind: str, detail: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(status_code=status_code, detail=detail, headers=headers)
         self.kind = kind
 
 

@@ -35,6 +35,7 @@ MAX_UPLOAD_MB = 0.25
 MAX_PIXELS = 200_000
 MAX_BATCH = 8
 MAX_BATCH_FILES = 6
+ADMIN_TOKEN = "test-admin-token-" + "0123456789abcdef" * 2  # long enough for the settings' minimum
 
 
 @dataclass
@@ -42,9 +43,18 @@ class LiveServer:
     url: str
     app: FastAPI
     model_root: Path
+    uvicorn_server: uvicorn.Server
+
+    def begin_shutdown(self) -> None:
+        """What SIGTERM does: stop taking connections, let requests in flight finish, then stop."""
+        self.uvicorn_server.should_exit = True
 
     def client(self, **options: Any) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=60.0, **options)
+
+    def admin_client(self) -> httpx.Client:
+        """A client that sends the admin token (``ADMIN_TOKEN``, which the test servers are given)."""
+        return self.client(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
 
     def write_version(self, version: int, tint: tuple[float, float, float]) -> Path:
         """Export a new model version into the served root (as the trainer would)."""
@@ -58,15 +68,18 @@ def live_server(settings: Settings, model_root: Path, *, wait_until_ready: bool 
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.bind(("127.0.0.1", 0))
     port = listener.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    config = uvicorn.Config(
+        app, log_level="warning", lifespan="on", timeout_graceful_shutdown=settings.shutdown_grace_s
+    )
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
     thread.start()
     try:
-        _wait_for(lambda: server.started, "uvicorn to start")
-        live = LiveServer(f"http://127.0.0.1:{port}", app, model_root)
+        wait_for(lambda: server.started, "uvicorn to start")
+        live = LiveServer(f"http://127.0.0.1:{port}", app, model_root, server)
         if wait_until_ready:
             with live.client() as client:
-                _wait_for(lambda: client.get("/readyz").status_code == 200, "the model to load")
+                wait_for(lambda: client.get("/readyz").status_code == 200, "the model to load")
         yield live
     finally:
         server.should_exit = True
@@ -74,7 +87,8 @@ def live_server(settings: Settings, model_root: Path, *, wait_until_ready: bool 
         listener.close()
 
 
-def _wait_for(condition: Callable[[], bool], what: str) -> None:
+def wait_for(condition: Callable[[], bool], what: str) -> None:
+    """Poll ``condition`` until it holds (``TimeoutError`` after ``READY_TIMEOUT_S``)."""
     deadline = time.monotonic() + READY_TIMEOUT_S
     while not condition():
         if time.monotonic() > deadline:
@@ -90,6 +104,7 @@ def server_settings(model_root: Path, **overrides: Any) -> Settings:
         "max_batch": MAX_BATCH,
         "max_batch_files": MAX_BATCH_FILES,
         "max_delay_ms": 50.0,  # generous, so that a burst of requests reliably shares batches
+        "admin_token": ADMIN_TOKEN,
     }
     return Settings(**(limits | overrides))
 

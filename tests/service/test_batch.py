@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from collections.abc import Callable
 
 import httpx
 from PIL import Image
@@ -74,3 +75,19 @@ def test_batch_without_files_is_422(client: httpx.Client) -> None:
 def test_batch_with_too_many_files_is_413(client: httpx.Client) -> None:
     response = post_batch(client, [(f"{n}.png", encode(photo(8, 8))) for n in range(MAX_BATCH_FILES + 1)])
     assert (response.status_code, response.json()["error"]) == (413, "too_many_files")
+
+
+def test_any_failure_of_one_file_is_its_error_file_and_the_rest_come_back(start_server: Callable) -> None:
+    with start_server() as live, live.client() as client:
+        colorizer = live.app.state.colorizer
+        finish = colorizer._finish
+
+        def fails_on_tall_photos(gray: Image.Image, *rest: object) -> bytes:
+            if gray.height > gray.width:
+                raise RuntimeError("an encoder bug that only tall photos meet")
+            return finish(gray, *rest)
+
+        colorizer._finish = fails_on_tall_photos  # this server's only: a failure no check foresaw
+        archive = unzip(post_batch(client, [("wide.png", encode(photo(40, 20))), ("tall.png", encode(photo(20, 40)))]))
+        assert json.loads(archive.read("tall.error.json"))["error"] == "internal_error"
+        assert Image.open(archive.open("wide.png")).size == (40, 20)

@@ -163,3 +163,18 @@ def test_service_starts_from_the_command_line_and_gets_ready(server: LiveServer,
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=60) == 0
         process.stderr.close()
+
+
+def test_offline_colorize_says_where_the_model_runs_and_hides_tensorflows_start_up_lines(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    source = tmp_path / "photo.png"
+    photo().save(source)
+    env = {name: value for name, value in os.environ.items() if name != "TF_CPP_MIN_LOG_LEVEL"}
+    command = [str(Path(sys.executable).parent / "colorize"), str(source), "--out", str(tmp_path / "out")]
+    finished = subprocess.run(command + ["--model-dir", str(server.model_root)], env=env, capture_output=True, text=True)
+
+    assert finished.returncode == 0, finished.stderr
+    assert "runs on CPU" in finished.stderr or "runs on GPU" in finished.stderr
+    for chatter in ("cuInit", "oneDNN", "cpu_feature_guard", "cudart_stub", "absl::InitializeLog"):
+        assert chatter not in finished.stderr

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 from service_testing import photo
 
+from service import pipeline
 from service.pipeline import DEFAULT_PNG_COMPRESS_LEVEL, apply_chroma, encode_image, encode_png, model_input
 from service.settings import Settings
 
@@ -81,6 +82,14 @@ def test_chroma_merge_gives_the_plain_reference_pixels(size: tuple[int, int], sa
     gray = Image.fromarray(rng.integers(0, 256, size[::-1], dtype=np.uint8), "L")
     rgb = rng.random((32, 32, 3), dtype=np.float32)  # (32, 32, 3): the model's colour at its own size
     assert np.array_equal(np.asarray(apply_chroma(gray, rgb, saturation)), reference_chroma(gray, rgb, saturation))
+
+
+def test_chroma_merge_in_strips_gives_the_same_pixels(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(7)
+    gray = Image.fromarray(rng.integers(0, 256, (101, 64), dtype=np.uint8), "L")  # (H, W)
+    rgb = rng.random((32, 32, 3), dtype=np.float32)
+    monkeypatch.setattr(pipeline, "CHROMA_STRIP_PIXELS", 64 * 10)  # strips of 10 rows, the last one short
+    assert np.array_equal(np.asarray(apply_chroma(gray, rgb, 1.5)), reference_chroma(gray, rgb, 1.5))
 
 
 def test_model_input_at_the_model_size_is_the_photo_unresized() -> None:

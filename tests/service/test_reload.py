@@ -32,30 +32,31 @@ def colorize(client: httpx.Client) -> tuple[str, str]:
 def write_broken_version(live: LiveServer, version: int) -> Path:
     """A version folder that looks complete but holds no loadable SavedModel."""
     folder = live.model_root / str(version)
-    folder.mkdir()
+    (folder / "variables").mkdir(parents=True)
+    (folder / contract.VARIABLES_INDEX_FILE).write_bytes(b"")
     (folder / contract.SAVED_MODEL_FILE).write_bytes(b"this is not a protocol buffer")
     (folder / contract.METADATA_FILE).write_text(json.dumps({"size": 32}))
     return folder
 
 
 def test_reload_serves_the_newer_version(start_server: Callable) -> None:
-    with start_server() as live, live.client() as client:
+    with start_server() as live, live.admin_client() as client:
         assert colorize(client) == ("1", "warm")
         live.write_version(2, COOL)
         response = client.post("/v1/model/reload")
-        assert response.json() == {"previous_version": 1, "version": 2, "changed": True}
+        assert response.json() == {"previous_version": 1, "version": 2, "changed": True, "skipped": []}
         assert colorize(client) == ("2", "cool")
         assert client.get("/v1/model").json()["version"] == 2
 
 
 def test_reload_without_a_newer_version_changes_nothing(start_server: Callable) -> None:
-    with start_server() as live, live.client() as client:
+    with start_server() as live, live.admin_client() as client:
         response = client.post("/v1/model/reload")
-        assert response.json() == {"previous_version": 1, "version": 1, "changed": False}
+        assert response.json() == {"previous_version": 1, "version": 1, "changed": False, "skipped": []}
 
 
 def test_request_in_flight_during_a_reload_finishes_on_the_old_model(start_server: Callable) -> None:
-    with start_server() as live, live.client() as client:
+    with start_server() as live, live.admin_client() as client:
         queue: BatchingQueue = live.app.state.queue
         blocker = block_worker(queue)
         with ThreadPoolExecutor(max_workers=1) as pool, live.client() as other_client:
@@ -68,18 +69,19 @@ def test_request_in_flight_during_a_reload_finishes_on_the_old_model(start_serve
         assert colorize(client) == ("2", "cool")
 
 
-def test_failed_reload_keeps_the_old_model_serving(start_server: Callable) -> None:
-    with start_server() as live, live.client() as client:
+def test_reload_skips_a_broken_newer_version_and_keeps_the_old_model_serving(start_server: Callable) -> None:
+    with start_server() as live, live.admin_client() as client:
         write_broken_version(live, 2)
         response = client.post("/v1/model/reload")
-        assert (response.status_code, response.json()["error"]) == (500, "reload_failed")
-        assert "Still serving version 1" in response.json()["detail"]
+        assert response.status_code == 200
+        assert (response.json()["version"], response.json()["changed"]) == (1, False)
+        assert [entry["version"] for entry in response.json()["skipped"]] == [2]
         assert colorize(client) == ("1", "warm")
-        assert "Could not load" in client.get("/v1/model").json()["reload_error"]
+        assert "could not be loaded" in client.get("/v1/model").json()["skipped"][0]["reason"]
 
 
 def test_service_without_a_model_is_not_ready_until_one_is_loaded(start_server: Callable) -> None:
-    with start_server(versions=(), wait_until_ready=False) as live, live.client() as client:
+    with start_server(versions=(), wait_until_ready=False) as live, live.admin_client() as client:
         assert client.get("/healthz").status_code == 200
         for path in ("/readyz", "/v1/model"):
             response = client.get(path)
@@ -101,11 +103,11 @@ def wait_until(condition: Callable[[], bool], what: str) -> None:
 
 
 def test_watch_picks_up_a_new_version_and_survives_a_broken_one(start_server: Callable) -> None:
-    with start_server(reload_interval_s=0.1) as live, live.client() as client:
+    with start_server(reload_interval_s=0.1) as live, live.admin_client() as client:
         live.write_version(2, COOL)
         wait_until(lambda: client.get("/v1/model").json()["version"] == 2, "version 2 to be served")
         assert colorize(client) == ("2", "cool")
 
         write_broken_version(live, 3)
-        wait_until(lambda: client.get("/v1/model").json()["reload_error"] is not None, "version 3 to be tried")
+        wait_until(lambda: client.get("/v1/model").json()["skipped"] != [], "version 3 to be tried")
         assert colorize(client) == ("2", "cool")

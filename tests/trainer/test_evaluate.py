@@ -14,15 +14,21 @@ from trainer import metrics
 from trainer.evaluate import (
     GRID_ROWS,
     evaluate,
-    evaluate_gray_baseline,
     find_pairs,
     format_table,
+    gray_as_rgb,
+    score,
 )
-from trainer.evaluate_cli import app
+from trainer.cli import app
 from trainer.samples import GAP, LABEL_HEIGHT
 
 SIDE = 32
 SEPIA = (1.0, 0.8, 0.6)
+
+
+def score_gray_input(data: Path) -> dict[str, float]:
+    """The floor any colorizer should clear: the gray input itself as the prediction."""
+    return score(gray_as_rgb, data, label="gray").metrics
 
 
 def truth_image(index: int, colourful: bool) -> Image.Image:
@@ -69,7 +75,7 @@ def test_a_perfect_prediction_of_gray_truth_scores_perfectly(
 
 
 def test_gray_baseline_has_no_colour_and_a_different_palette(colour_data: Path) -> None:
-    result = evaluate_gray_baseline(colour_data)
+    result = score_gray_input(colour_data)
     assert result["colorfulness"] == pytest.approx(0.0)
     assert result["colorfulness_ratio"] == pytest.approx(0.0)
     assert result["truth_colorfulness"] > 10
@@ -82,7 +88,7 @@ def test_a_model_that_adds_no_colour_scores_exactly_like_the_gray_baseline(
     tiny_model_dir: Callable[..., Path], colour_data: Path
 ) -> None:
     assert evaluate(tiny_model_dir(), colour_data, batch_size=2) == pytest.approx(
-        evaluate_gray_baseline(colour_data)
+        score_gray_input(colour_data)
     )
 
 
@@ -90,7 +96,7 @@ def test_a_tinting_model_adds_colour_that_the_gray_baseline_lacks(
     tiny_model_dir: Callable[..., Path], colour_data: Path
 ) -> None:
     tinted = evaluate(tiny_model_dir(tint=SEPIA), colour_data)
-    gray = evaluate_gray_baseline(colour_data)
+    gray = score_gray_input(colour_data)
     assert tinted["colorfulness"] > 1.0
     assert tinted["truth_colorfulness"] == pytest.approx(gray["truth_colorfulness"])
     assert tinted["palette_js"] != pytest.approx(gray["palette_js"])
@@ -120,13 +126,13 @@ def test_grid_shows_gray_model_and_truth_side_by_side(
 def test_missing_truth_twin_is_reported(colour_data: Path) -> None:
     (colour_data / "test_y" / "photo3.png").unlink()
     with pytest.raises(FileNotFoundError, match="photo3.png"):
-        evaluate_gray_baseline(colour_data)
+        score_gray_input(colour_data)
 
 
 def test_empty_test_split_is_reported(tmp_path: Path) -> None:
     (tmp_path / "test_x").mkdir()
     with pytest.raises(FileNotFoundError, match="no \\*.png"):
-        evaluate_gray_baseline(tmp_path)
+        score_gray_input(tmp_path)
 
 
 def test_format_table_has_a_row_per_result_and_marks_missing_values() -> None:
@@ -147,7 +153,7 @@ def test_cli_prints_the_table_and_writes_json(
 ) -> None:
     json_path = tmp_path / "out" / "results.json"
     args = [str(tiny_model_dir(tint=SEPIA)), str(colour_data), "--limit", "2", "--json", str(json_path)]
-    outcome = CliRunner().invoke(app, args)
+    outcome = CliRunner().invoke(app, ["evaluate", *args])
     assert outcome.exit_code == 0, outcome.output
     assert "| tint |" in outcome.output and "| gray |" in outcome.output
     results = json.loads(json_path.read_text())
@@ -156,7 +162,7 @@ def test_cli_prints_the_table_and_writes_json(
 
 
 def test_cli_can_leave_out_the_gray_baseline(tiny_model_dir: Callable[..., Path], colour_data: Path) -> None:
-    outcome = CliRunner().invoke(app, [str(tiny_model_dir()), str(colour_data), "--no-baseline-gray"])
+    outcome = CliRunner().invoke(app, ["evaluate", str(tiny_model_dir()), str(colour_data), "--no-baseline-gray"])
     assert outcome.exit_code == 0, outcome.output
     assert "| identity |" in outcome.output and "| gray |" not in outcome.output
 
@@ -168,7 +174,7 @@ def test_the_cli_compares_several_models_in_one_table_and_grid(
     identity = tiny_model_dir(version=2)
     grid_path = tmp_path / "compare.png"
     result = CliRunner().invoke(
-        app, [str(sepia), str(colour_data), "--also", str(identity), "--grid", str(grid_path), "--grid-rows", "2"]
+        app, ["evaluate", str(sepia), str(colour_data), "--also", str(identity), "--grid", str(grid_path), "--grid-rows", "2"]
     )
     assert result.exit_code == 0, result.output
     assert {"| tint |", "| identity |", "| gray |"} <= {line[: line.index("|", 1) + 1] for line in result.output.splitlines() if line.startswith("| ")}

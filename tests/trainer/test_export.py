@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow.core.framework import types_pb2
+from tensorflow.core.protobuf import saved_model_pb2
 from typer.testing import CliRunner
 
 from service import contract
@@ -114,7 +116,21 @@ def test_a_model_trained_in_mixed_precision_exports_in_float32(tiny_dataset, tmp
     dtypes = tf.train.load_checkpoint(str(version_dir / "variables" / "variables")).get_variable_to_dtype_map()
     weights = {name: dtype for name, dtype in dtypes.items() if "generator" in name}
     assert weights and set(weights.values()) == {tf.float32}
+    assert _half_precision_ops(version_dir) == []
     assert _serve(version_dir, np.zeros((1, 200, 200, 1), np.float32)).dtype == np.float32
+
+
+def _half_precision_ops(version_dir) -> list[str]:
+    """Every op of the saved graph, its functions included, that computes in float16."""
+    saved_model = saved_model_pb2.SavedModel.FromString((version_dir / "saved_model.pb").read_bytes())
+    graph = saved_model.meta_graphs[0].graph_def
+    nodes = [*graph.node, *(node for function in graph.library.function for node in function.node_def)]
+    half = types_pb2.DT_HALF
+    return [
+        f"{node.op} {node.name}"
+        for node in nodes
+        if any(value.type == half or half in value.list.type for value in node.attr.values())
+    ]
 
 
 def test_the_export_command_refuses_a_folder_that_is_not_a_run(tmp_path):

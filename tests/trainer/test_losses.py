@@ -57,9 +57,35 @@ def test_cross_entropy_is_lowest_for_logits_that_put_the_true_colour_first():
     assert _cross_entropy(confident, true_chroma) < _cross_entropy(uniform, true_chroma) < _cross_entropy(wrong, true_chroma)
 
 
+def _real_loss_of_a_sure_discriminator(loss_fn, real_score: float, softening: float) -> float:
+    """The real-photo term when the discriminator is all but certain every real photo is real."""
+    scores = tf.fill((64, 1), real_score)
+    parts = loss_fn(scores, tf.zeros_like(scores), global_batch_size=64, label_softening=softening, seed=tf.constant([1, 2], tf.int64))
+    return float(parts["real"])
+
+
 def test_the_seeds_real_labels_are_softened_by_at_most_the_softening():
-    seed = tf.constant([1, 2], tf.int64)
-    certain = tf.ones((64, 1))  # a discriminator sure every real photo is real
-    parts = losses.seed_discriminator_loss(certain * 0.999, certain * 0.001, global_batch_size=64, label_softening=0.1, seed=seed)
-    # With labels in [0.9, 1], BCE on a 0.999 score lies between that of label 1 and label 0.9.
-    assert 0.001 < float(parts["real"]) < 0.7
+    sure = 0.999  # a probability: the seed's discriminator ends in a sigmoid
+    unsoftened = _real_loss_of_a_sure_discriminator(losses.seed_discriminator_loss, sure, 0.0)
+    softened = _real_loss_of_a_sure_discriminator(losses.seed_discriminator_loss, sure, 0.1)
+    # Labels drawn from [0.9, 1] average 0.95: BCE of about 0.05 * -log(0.001) = 0.35, and at most label 0.9's.
+    assert unsoftened < 0.01
+    assert 0.2 < softened < -(0.9 * np.log(sure) + 0.1 * np.log(1 - sure))
+
+
+def test_our_discriminator_smooths_real_labels_to_one_minus_the_softening():
+    sure = 8.0  # a logit: ours outputs logits
+    unsoftened = _real_loss_of_a_sure_discriminator(losses.discriminator_loss, sure, 0.0)
+    softened = _real_loss_of_a_sure_discriminator(losses.discriminator_loss, sure, 0.1)
+    probability = 1 / (1 + np.exp(-sure))
+    assert unsoftened == pytest.approx(-np.log(probability), rel=1e-4)
+    assert softened == pytest.approx(-(0.9 * np.log(probability) + 0.1 * np.log(1 - probability)), rel=1e-4)
+
+
+def test_our_discriminator_loss_averages_its_real_and_fake_terms():
+    real_logits, fake_logits = tf.fill((BATCH, 2, 2, 1), 2.0), tf.fill((BATCH, 2, 2, 1), 1.0)
+    parts = losses.discriminator_loss(
+        real_logits, fake_logits, global_batch_size=BATCH, label_softening=0.0, seed=tf.constant([1, 2], tf.int64)
+    )
+    assert float(parts["fake"]) == pytest.approx(np.log1p(np.exp(1.0)), rel=1e-5)  # BCE(0, sigmoid(1))
+    assert float(parts["total"]) == pytest.approx(0.5 * (float(parts["real"]) + float(parts["fake"])))

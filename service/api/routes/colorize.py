@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import anyio
-from fastapi import APIRouter, Form, Query, UploadFile
+from fastapi import APIRouter, Form, Query, Request, UploadFile
 from fastapi.responses import Response
 
-from service.api.deps import ColorizerDep, SettingsDep
+from service.api.deps import ColorizerDep, MemoryClaimDep, SettingsDep
 from service.api.errors import ApiError, error_responses
+from service.api.lifetime import for_client
 from service.archive import build_archive
+from service.budget import ARCHIVE_COPIES
 from service.hints import MAX_HINTS, Hint, InvalidHints, parse_hints
 from service.pipeline import MAX_SATURATION, MEDIA_TYPES, MIN_RENDER_SIZE, ColorizeOptions
 from service.serving import Colorized, Upload
@@ -38,7 +40,7 @@ HintsForm = Annotated[
         'whose colorizer.json says "hints": true.'
     ),
 ]
-FAILURES = error_responses(400, 413, 415, 422, 500, 503)
+FAILURES = error_responses(400, 403, 413, 415, 422, 500, 503)
 NOTE_HEADER = "X-Colorizer-Note"
 VERSION_HEADER = "X-Colorizer-Model-Version"
 
@@ -52,8 +54,11 @@ VERSION_HEADER = "X-Colorizer-Model-Version"
     },
 )
 async def colorize(
+    request: Request,
     file: UploadFile,
     colorizer: ColorizerDep,
+    settings: SettingsDep,
+    claim: MemoryClaimDep,
     hints: HintsForm = None,
     output_format: FormatQuery = "png",
     saturation: SaturationQuery = 1.0,
@@ -61,7 +66,8 @@ async def colorize(
 ) -> Response:
     """Colorize one photo (PNG, JPEG, WebP, BMP or TIFF); the answer has the photo's pixel size."""
     options = ColorizeOptions(_hints(hints), saturation, render_size)
-    result = await colorizer.colorize(await file.read(), output_format, options)
+    work = colorizer.colorize(await file.read(), output_format, claim, options)
+    result = await for_client(request, work, timeout_s=settings.job_timeout_s)
     return Response(result.content, media_type=result.media_type, headers=_headers(result))
 
 
@@ -74,19 +80,25 @@ async def colorize(
     },
 )
 async def colorize_batch(
+    request: Request,
     files: list[UploadFile],
     colorizer: ColorizerDep,
     settings: SettingsDep,
+    claim: MemoryClaimDep,
     output_format: FormatQuery = "png",
     saturation: SaturationQuery = 1.0,
     render_size: RenderSizeQuery = None,
 ) -> Response:
-    """Colorize several photos; a bad one gets `<name>.error.json` in the zip and the rest still succeed."""
+    """Colorize several photos; a file that fails gets `<name>.error.json` in the zip and the rest still succeed."""
     if len(files) > settings.max_batch_files:
         raise ApiError(413, "too_many_files", f"{len(files)} files sent; the limit is {settings.max_batch_files}.")
     uploads = [Upload(file.filename, await file.read()) for file in files]
     options = ColorizeOptions(saturation=saturation, render_size=render_size)
-    results = await colorizer.colorize_many(uploads, output_format, options)
+    work = colorizer.colorize_many(uploads, output_format, claim, options)
+    results = await for_client(request, work, timeout_s=settings.job_timeout_s)
+    results_bytes = sum(len(result.content) for result in results if isinstance(result, Colorized))
+    zip_share = await claim.take(ARCHIVE_COPIES * results_bytes, "this batch's zip")
+    zip_share.settle(zip_share.nbytes)  # held until the answer is sent
     archive = await anyio.to_thread.run_sync(build_archive, uploads, results, output_format)
     headers = {"Content-Disposition": 'attachment; filename="colorized.zip"'}
     return Response(archive, media_type="application/zip", headers=headers)

@@ -6,8 +6,8 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from service.api.deps import LiveModelDep, MetricsDep
-from service.api.errors import error_responses
+from service.api.deps import LiveModelDep, MetricsDep, QueueDep
+from service.api.errors import ApiError, error_responses
 
 router = APIRouter(tags=["operations"])
 
@@ -21,9 +21,11 @@ class Ready(BaseModel):
     model_version: int
 
 
-@router.get("/healthz")
-async def healthz() -> Alive:
-    """The process is up and answering."""
+@router.get("/healthz", responses=error_responses(503))
+async def healthz(queue: QueueDep) -> Alive:
+    """The process is up and its inference worker is running (503 once that worker has died: restart it)."""
+    if not queue.alive:
+        raise ApiError(503, "worker_dead", "The inference worker is not running; this process needs a restart.")
     return Alive()
 
 
@@ -35,5 +37,5 @@ async def readyz(live_model: LiveModelDep) -> Ready:
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
 async def metrics(metrics: MetricsDep) -> Response:
-    """Prometheus metrics: requests, latency, batch sizes, queue depth, errors by kind."""
+    """Prometheus metrics: requests, latency, batch sizes, queue depth, memory in flight, errors by kind (no token)."""
     return Response(metrics.render(), media_type=metrics.content_type)
