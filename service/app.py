@@ -67,7 +67,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.queue = queue
     app.state.live_model = live_model
     app.state.colorizer = Colorizer(
-        live_model, queue, max_pixels=settings.max_pixels, max_render_size=settings.max_render_size
+        live_model,
+        queue,
+        max_pixels=settings.max_pixels,
+        max_render_size=settings.max_render_size,
+        codec_threads=settings.codec_threads,
+        png_compress_level=settings.png_compress_level,
     )
 
     install_error_handlers(app, metrics=metrics, retry_after_s=settings.retry_after_s)

@@ -1,12 +1,17 @@
 """The batching queue: one worker thread owns the model calls; requests leave the queue in batches.
 
-Requests wait in a bounded queue. While more requests are on their way (being decoded: see
-``arriving``), a job waits for them to share its model call, for at most ``max_delay_s`` (longer
-only while the model is busy); a lone request never waits. A batch then takes the oldest job and
-the oldest others that can share its model call, as many as the largest of a few fixed sizes
-(powers of two up to ``max_batch``) they can fill; the rest wait for a later batch. So the model
-only ever sees those few batch sizes (warmed up once, never traced again) and spends no compute on
-padding rows.
+Requests wait in a bounded queue. A batch takes the oldest job and the oldest others that can
+share its model call, as many as the largest of a few fixed sizes (powers of two up to
+``max_batch``) they can fill; the rest wait for a later batch. So the model only ever sees those few
+batch sizes (warmed up once, never traced again) and spends no compute on padding rows.
+
+The delay adapts to the load. Before a batch leaves, it may wait for requests on their way (being
+decoded: see ``arriving``), but only when waiting pays: when enough of them are coming to fill the
+next larger batch size, and the last one needed is expected (from how long preparing has taken
+lately) before ``max_delay_s`` has passed since the oldest job was queued (longer only while the
+model is busy). A lone request never waits; nor does a batch that those on their way could not
+enlarge (five ready and one coming still make a batch of four); under heavy load the queue is full
+already, and the model never idles waiting for what could not arrive in time.
 
 Each job names the model it was prepared for and carries that model's inputs for one example (the
 gray photo; for a model that takes hints, its hint map too). Only jobs for the same model with
@@ -20,7 +25,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -56,6 +61,29 @@ class _Job:
 
     def can_share_batch_with(self, other: _Job) -> bool:
         return self.model is other.model and [i.shape for i in self.inputs] == [i.shape for i in other.inputs]
+
+
+PREPARE_SMOOTHING = 0.2  # weight of the newest preparation time in the moving average
+
+
+def worth_waiting(
+    ready: int, arriving_since: Collection[float], *, batch_sizes: tuple[int, ...], prepare_s: float, deadline: float
+) -> bool:
+    """Whether a batch of ``ready`` jobs should wait for jobs still being prepared.
+
+    ``arriving_since`` holds when each of those started preparing, ``prepare_s`` how long preparing
+    one takes (a recent average), ``deadline`` the latest the batch may leave. Waiting pays only when
+    enough of them are coming to fill the next larger fixed size, and the last one of those needed is
+    expected by ``deadline``; otherwise the batch leaves now at the size it can fill.
+    """
+    larger = [size for size in batch_sizes if size > ready]
+    if not larger:
+        return False  # the largest batch is full
+    needed = larger[0] - ready
+    if len(arriving_since) < needed:
+        return False  # those coming cannot lift the batch to a larger model call
+    last_needed_started = sorted(arriving_since)[needed - 1]
+    return last_needed_started + prepare_s <= deadline
 
 
 def fixed_batch_sizes(max_batch: int) -> tuple[int, ...]:
@@ -95,7 +123,8 @@ class BatchingQueue:
         self._changed = threading.Condition()
         self._closed = False
         self._closed_because = "The service is shutting down."
-        self._arriving = 0
+        self._arriving: dict[object, float] = {}  # a token per job being prepared: when it started
+        self.prepare_s = 0.0  # how long preparing a job has taken lately (moving average), in seconds
         self._worker: threading.Thread | None = None
 
     @property
@@ -105,7 +134,12 @@ class BatchingQueue:
 
     @property
     def full(self) -> bool:
-        return len(self._jobs) >= self.max_size
+        """Whether ``max_size`` jobs are waiting or being prepared: beyond that, callers should refuse work.
+
+        Counting those being prepared (decoded, or waiting for a thread to decode them) bounds the
+        work admitted when decoding, not the model, is what cannot keep up.
+        """
+        return len(self._jobs) + len(self._arriving) >= self.max_size
 
     def start(self) -> None:
         if self._worker is not None:
@@ -139,15 +173,17 @@ class BatchingQueue:
         """Mark a job as on its way, from before its input is prepared until it is submitted.
 
         Submit inside the block: the worker holds a batch open (up to ``max_delay_s``) only for jobs
-        marked so.
+        marked so, and learns from the time they take how long to expect the next ones.
         """
+        token = object()
         with self._changed:
-            self._arriving += 1
+            self._arriving[token] = time.monotonic()
         try:
             yield
         finally:
             with self._changed:
-                self._arriving -= 1
+                took = time.monotonic() - self._arriving.pop(token)
+                self.prepare_s += PREPARE_SMOOTHING * (took - self.prepare_s)
                 self._changed.notify()
 
     @property
@@ -172,7 +208,7 @@ class BatchingQueue:
                 job.future.set_exception(error)
 
     def _next_batch(self) -> list[_Job] | None:
-        """Wait for a job, and for those arriving until ``max_delay_s`` after it; take it and its company."""
+        """Wait for a job, and for those arriving while ``worth_waiting``; take it and its company."""
         with self._changed:
             while not self._jobs and not self._closed:
                 self._changed.wait()
@@ -180,7 +216,16 @@ class BatchingQueue:
                 return None
             first = self._jobs[0]
             deadline = first.queued_at + self.max_delay_s
-            while len(ready := self._batch_for(first)) < self.max_batch and self._arriving and not self._closed:
+            while (
+                worth_waiting(
+                    len(ready := self._batch_for(first)),
+                    self._arriving.values(),
+                    batch_sizes=self.batch_sizes,
+                    prepare_s=self.prepare_s,
+                    deadline=deadline,
+                )
+                and not self._closed
+            ):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break

@@ -1,8 +1,8 @@
 """Colorize uploads: the one path every HTTP request takes, single file or batch.
 
-size (thread) -> a share of the memory budget -> decode + model inputs (thread) -> batching queue
-(the inference worker) -> chroma onto the photo + encode (thread). The event loop only awaits; it
-never decodes, encodes or runs the model.
+size (thread) -> a share of the memory budget -> decode + model inputs (codec thread) -> batching
+queue (the inference worker) -> chroma onto the photo + encode (codec thread). The event loop only
+awaits; it never decodes, encodes or runs the model.
 """
 
 from __future__ import annotations
@@ -60,11 +60,24 @@ class FileError:
 class Colorizer:
     """Turns uploaded bytes into colorized, encoded images through the batching queue."""
 
-    def __init__(self, live_model: LiveModel, queue: BatchingQueue, *, max_pixels: int, max_render_size: int) -> None:
+    def __init__(
+        self,
+        live_model: LiveModel,
+        queue: BatchingQueue,
+        *,
+        max_pixels: int,
+        max_render_size: int,
+        codec_threads: int = 1,
+        png_compress_level: int = pipeline.DEFAULT_PNG_COMPRESS_LEVEL,
+    ) -> None:
         self.live_model = live_model
         self.queue = queue
         self.max_pixels = max_pixels
         self.max_render_size = max_render_size
+        self.png_compress_level = png_compress_level
+        # Decoding, the colour merge and encoding run in threads: Pillow, numpy and zlib release the
+        # GIL, so they use that many cores at once; requests beyond it wait their turn.
+        self.codec_limiter = anyio.CapacityLimiter(codec_threads)
 
     async def colorize(
         self, data: bytes, fmt: str, claim: Claim, options: ColorizeOptions = ColorizeOptions()
@@ -79,15 +92,19 @@ class Colorizer:
         model = self.live_model.current  # pinned: a reload from here on does not affect this request
         size = model.render_size(options.render_size, largest=self.max_render_size)
         hints = _hints_for(model, options.hints)
-        pixels = await anyio.to_thread.run_sync(_declared_pixels, data, self.max_pixels)
+        pixels = await anyio.to_thread.run_sync(_declared_pixels, data, self.max_pixels)  # reads the header only
         share = await claim.take(photo_cost(pixels, size), "this photo")
         content = b""
         try:
             with self.queue.arriving():  # so a batch forming meanwhile waits for this image
-                gray, inputs, notes = await anyio.to_thread.run_sync(self._prepare, data, size, hints)
+                gray, inputs, notes = await anyio.to_thread.run_sync(
+                    self._prepare, data, size, hints, limiter=self.codec_limiter
+                )
                 result = self.queue.submit(model, *inputs)
             rgb = await asyncio.wrap_future(result)  # cancelling this wait drops the job
-            content = await anyio.to_thread.run_sync(self._finish, gray, rgb, fmt, options.saturation)
+            content = await anyio.to_thread.run_sync(
+                self._finish, gray, rgb, fmt, options.saturation, limiter=self.codec_limiter
+            )
         finally:
             share.settle(len(content))  # the answer's bytes stay held until it is sent
         return Colorized(content, pipeline.MEDIA_TYPES[fmt], model.version, notes)
@@ -141,9 +158,9 @@ class Colorizer:
             inputs += (pipeline.hint_map(hints, gray.size, size),)
         return gray, inputs, notes
 
-    @staticmethod
-    def _finish(gray: Image.Image, rgb: np.ndarray, fmt: str, saturation: float) -> bytes:
-        return pipeline.encode_image(pipeline.apply_chroma(gray, rgb, saturation), fmt)
+    def _finish(self, gray: Image.Image, rgb: np.ndarray, fmt: str, saturation: float) -> bytes:
+        colour = pipeline.apply_chroma(gray, rgb, saturation)
+        return pipeline.encode_image(colour, fmt, png_compress_level=self.png_compress_level)
 
 
 def _hints_for(model: LoadedModel, hints: tuple[Hint, ...]) -> tuple[Hint, ...] | None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from service.pipeline import MIN_RENDER_SIZE
+from service.pipeline import DEFAULT_PNG_COMPRESS_LEVEL, MIN_RENDER_SIZE
 
 # The repository's models/colorizer folder; installed copies (the Docker image) set COLORIZER_MODEL_DIR.
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "colorizer"
@@ -32,7 +33,10 @@ class Settings(BaseSettings):
 
     max_batch: int = Field(16, ge=1, le=1024, description="Most images in one model call.")
     max_delay_ms: float = Field(
-        5.0, ge=0, description="Longest an image waits for others, already being decoded, to share its model call."
+        5.0,
+        ge=0,
+        description="Longest an image waits for others, already being decoded, to share its model call "
+        "(it waits only when they are expected in time to fill a larger batch).",
     )
     max_queue: int = Field(64, ge=1, description="Most images waiting for the model; beyond it requests get 503.")
     retry_after_s: int = Field(1, ge=1, description="The Retry-After sent with 503 answers.")
@@ -46,6 +50,19 @@ class Settings(BaseSettings):
         description="Largest render_size a request may ask for; a batch's memory grows with its square.",
     )
 
+    codec_threads: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        description="Threads that decode uploads, merge colour and encode answers at once (default: one per "
+        "CPU core); more requests than this wait their turn without holding memory for pixels.",
+    )
+    png_compress_level: int = Field(
+        DEFAULT_PNG_COMPRESS_LEVEL,
+        ge=0,
+        le=9,
+        description="Deflate level of PNG answers, as zlib counts them: 0 stores (largest), 9 compresses most "
+        "(slowest). 1 to 3 use ISA-L's deflate, several times as fast as zlib's for about the same size.",
+    )
     memory_budget_mb: float = Field(
         4096.0,
         gt=0,

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import numpy as np
 import pytest
 
-from service.batching import BatchingQueue, InferenceFailed, QueueClosed, QueueFull, fixed_batch_sizes
+from service.batching import (
+    BatchingQueue,
+    InferenceFailed,
+    QueueClosed,
+    QueueFull,
+    fixed_batch_sizes,
+    worth_waiting,
+)
 
 WAIT_S = 30.0
 
@@ -174,3 +182,54 @@ def test_close_fails_the_jobs_still_waiting() -> None:
         waiting.result(WAIT_S)
     with pytest.raises(QueueClosed):
         queue.submit(HeldModel(), item(1.0))
+
+
+@pytest.mark.parametrize(
+    ("ready", "arriving_since", "expected"),
+    [
+        (1, [], False),  # nobody coming: a lone job never waits
+        (1, [0.0], True),  # one coming in time makes a batch of two
+        (1, [0.05], False),  # ... but not if it is expected after the deadline (0.05 + 0.02 > 0.06)
+        (2, [0.0], False),  # two ready and one coming still make a batch of two
+        (2, [0.0, 0.01], True),  # two coming in time make a batch of four
+        (2, [0.0, 0.05], False),  # the second of those needed is late
+        (5, [0.0, 0.0], False),  # five and two make seven: still a batch of four
+        (5, [0.0, 0.0, 0.03], True),  # five and three make eight
+        (8, [0.0] * 8, False),  # the largest batch is full
+    ],
+)
+def test_a_batch_waits_only_for_company_that_fills_a_larger_batch_in_time(
+    ready: int, arriving_since: list[float], expected: bool
+) -> None:
+    waits = worth_waiting(ready, arriving_since, batch_sizes=(1, 2, 4, 8), prepare_s=0.02, deadline=0.06)
+    assert waits is expected
+
+
+def test_preparing_time_is_learned_from_the_jobs_that_arrive(patient_queue: BatchingQueue) -> None:
+    assert patient_queue.prepare_s == 0.0
+    with patient_queue.arriving():
+        time.sleep(0.05)
+    assert 0.0 < patient_queue.prepare_s <= 0.05
+
+
+def test_a_batch_that_those_coming_cannot_enlarge_leaves_without_waiting(patient_queue: BatchingQueue) -> None:
+    model = HeldModel()
+    hold_worker(patient_queue, model)
+    with patient_queue.arriving():  # one more is being decoded: two and one still make a batch of two
+        futures = [patient_queue.submit(model, item(value)) for value in (1.0, 2.0)]
+        model.gate.set()
+        assert [future.result(WAIT_S)[0, 0, 0] for future in futures] == [2.0, 4.0]  # before the third came
+    assert [shape[0] for shape in model.batch_shapes] == [1, 2]
+
+
+def test_jobs_being_prepared_count_towards_a_full_queue(queue: BatchingQueue) -> None:
+    model = HeldModel()
+    hold_worker(queue, model)
+    for value in range(5):
+        queue.submit(model, item(value))
+    with queue.arriving(), queue.arriving():
+        assert not queue.full  # 5 waiting + 2 being prepared < 8
+        with queue.arriving():
+            assert queue.full
+    assert not queue.full
+    model.gate.set()

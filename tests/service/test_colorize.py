@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import numpy as np
@@ -106,6 +108,18 @@ def test_a_burst_of_requests_is_served_in_shared_batches(server: LiveServer, cli
 
     assert shared_batches(after) > shared_batches(before)
 
+
+
+def test_png_compress_level_changes_the_answer_size_not_its_pixels(
+    client: httpx.Client, start_server: Callable[..., Any]
+) -> None:
+    upload = encode(photo(64, 48, "L"))
+    fast = post_image(client, upload)  # the default level, 1
+    with start_server(png_compress_level=0, codec_threads=1) as live, live.client() as other:
+        stored = post_image(other, upload)
+    assert [fast.status_code, stored.status_code] == [200, 200]
+    assert len(stored.content) > len(fast.content)
+    assert np.array_equal(*(np.asarray(Image.open(io.BytesIO(answer.content))) for answer in (stored, fast)))
 
 def test_animated_image_gives_its_first_frame_and_says_so(client: httpx.Client) -> None:
     frames = [Image.new("L", (20, 10), 0), Image.new("L", (20, 10), 255)]
