@@ -1,26 +1,47 @@
-# The colorization service and its bundled model, on TensorFlow's GPU runtime.
-# TensorFlow runs on the CPU when the container sees no GPU; for a smaller CPU-only image build
-# with `--build-arg BASE_IMAGE=tensorflow/tensorflow:2.21.0` (docker-compose.cpu.yml does).
+# The colorization service and its bundled model: Debian with Python and TensorFlow from PyPI.
+# The default build is for NVIDIA GPUs: `tensorflow[and-cuda]` brings the CUDA and cuDNN libraries
+# TensorFlow was built against, so the host needs only the NVIDIA driver and the NVIDIA Container
+# Toolkit; TensorFlow falls back to the CPU when the container sees no GPU. For the smaller CPU-only
+# image build with `--build-arg TENSORFLOW=tensorflow` (docker-compose.cpu.yml does).
 # Build from the repository root: docker build -f docker/service.Dockerfile -t colorizer-service .
-ARG BASE_IMAGE=tensorflow/tensorflow:2.21.0-gpu
+ARG BASE_IMAGE=debian:bookworm-slim
 FROM ${BASE_IMAGE}
+
+ARG TENSORFLOW="tensorflow[and-cuda]"
+ARG TENSORFLOW_VERSION=2.21.0
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    TF_CPP_MIN_LOG_LEVEL=1
+    TF_CPP_MIN_LOG_LEVEL=1 \
+    NVIDIA_DRIVER_CAPABILITIES=compute,utility \
+    VIRTUAL_ENV=/opt/venv \
+    PATH=/opt/venv/bin:$PATH
 
-# The base image's TensorFlow already satisfies the project's pin, so pip adds only the service's
-# own dependencies. The trainer is not copied: the service never imports it.
+# Debian's Python 3.11 (bookworm is a stable release: its packages get only security fixes, so they
+# are not pinned), and a venv for everything from PyPI.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends python3 python3-venv \
+    && rm -rf /var/lib/apt/lists/* \
+    && python3 -m venv "$VIRTUAL_ENV"
+
+# Only the service: it never imports the trainer, and the training extras stay out. pip verifies
+# PyPI with its own CA bundle; behind a TLS-intercepting proxy, pass yours as the build secret
+# `pip-ca` (`--secret id=pip-ca,src=/etc/ssl/certs/ca-certificates.crt`, docker or podman build).
 COPY pyproject.toml README.md /tmp/colorizer/
 COPY service/ /tmp/colorizer/service/
-RUN python3 -m pip install /tmp/colorizer && rm -rf /tmp/colorizer
+RUN --mount=type=secret,id=pip-ca \
+    if [ -s /run/secrets/pip-ca ]; then export PIP_CERT=/run/secrets/pip-ca; fi \
+    && pip install "${TENSORFLOW}==${TENSORFLOW_VERSION}" /tmp/colorizer \
+    && rm -rf /tmp/colorizer
 
 RUN groupadd --gid 10001 colorizer \
     && useradd --uid 10001 --gid 10001 --create-home --shell /usr/sbin/nologin colorizer
 WORKDIR /app
-# The bundled default model; docker-compose.yml mounts ./models over it so retrained versions show up.
+# The bundled default model, owned by root, so the service's user can only read it;
+# docker-compose.yml mounts ./models read-only over it so retrained versions show up.
 COPY models/ /app/models/
 
 ENV COLORIZER_HOST=0.0.0.0 \
