@@ -17,7 +17,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     TF_CPP_MIN_LOG_LEVEL=1 \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility \
     VIRTUAL_ENV=/opt/venv \
-    PATH=/opt/venv/bin:$PATH
+    PATH=/opt/venv/bin:$PATH \
+    COLORIZER_HOST=0.0.0.0 \
+    COLORIZER_PORT=8000 \
+    COLORIZER_MODEL_DIR=/app/models/colorizer
+
+# Everything small comes before the big TensorFlow layer: where the storage driver copies whole
+# trees (podman's vfs), each step after that layer would copy it once more.
+RUN groupadd --gid 10001 colorizer \
+    && useradd --uid 10001 --gid 10001 --create-home --shell /usr/sbin/nologin colorizer
 
 # Debian's Python 3.11 (bookworm is a stable release: its packages get only security fixes, so they
 # are not pinned), and a venv for everything from PyPI.
@@ -27,9 +35,19 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/* \
     && python3 -m venv "$VIRTUAL_ENV"
 
-# Only the service: it never imports the trainer, and the training extras stay out. pip verifies
-# PyPI with its own CA bundle; behind a TLS-intercepting proxy, pass yours as the build secret
-# `pip-ca` (`--secret id=pip-ca,src=/etc/ssl/certs/ca-certificates.crt`, docker or podman build).
+WORKDIR /app
+# The bundled default model, owned by root, so the service's user can only read it;
+# docker-compose.yml mounts ./models read-only over it so retrained versions show up.
+COPY models/ /app/models/
+EXPOSE 8000
+# Loading and warming the model up takes a while on first start; /readyz answers 200 only once it has.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=90s --retries=3 \
+    CMD ["python3", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('COLORIZER_PORT', '8000') + '/readyz', timeout=4)"]
+CMD ["colorize-serve"]
+
+# Only the service: it never imports the trainer, and the training extras stay out. pip checks
+# PyPI's certificate with its own CA bundle; behind a TLS-intercepting proxy, pass yours as the
+# build secret `pip-ca` (`--secret id=pip-ca,src=/etc/ssl/certs/ca-certificates.crt`, docker or podman).
 COPY pyproject.toml README.md /tmp/colorizer/
 COPY service/ /tmp/colorizer/service/
 RUN --mount=type=secret,id=pip-ca \
@@ -37,22 +55,4 @@ RUN --mount=type=secret,id=pip-ca \
     && pip install "${TENSORFLOW}==${TENSORFLOW_VERSION}" /tmp/colorizer \
     && rm -rf /tmp/colorizer
 
-RUN groupadd --gid 10001 colorizer \
-    && useradd --uid 10001 --gid 10001 --create-home --shell /usr/sbin/nologin colorizer
-WORKDIR /app
-# The bundled default model, owned by root, so the service's user can only read it;
-# docker-compose.yml mounts ./models read-only over it so retrained versions show up.
-COPY models/ /app/models/
-
-ENV COLORIZER_HOST=0.0.0.0 \
-    COLORIZER_PORT=8000 \
-    COLORIZER_MODEL_DIR=/app/models/colorizer
-
 USER 10001:10001
-EXPOSE 8000
-
-# Loading and warming the model up takes a while on first start; /readyz answers 200 only once it has.
-HEALTHCHECK --interval=30s --timeout=5s --start-period=90s --retries=3 \
-    CMD ["python3", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('COLORIZER_PORT', '8000') + '/readyz', timeout=4)"]
-
-CMD ["colorize-serve"]

@@ -91,10 +91,18 @@ trap 'exit 130' INT TERM
 
 if [[ $ENGINE == podman ]]; then
     # Compose speaks the Docker API: podman serves it on a socket of this run's own.
+    # Containers made through the API get podman's own default limits on open files and processes,
+    # which runc may not set in a sandbox with lower hard limits ("error setting rlimit"): ask for
+    # what this shell has (podman keeps at most 32768 processes for itself).
     socket="$WORK/podman.sock"
-    podman "${PODMAN_FLAGS[@]}" system service --time=0 "unix://$socket" >"$WORK/podman-service.log" 2>&1 &
+    nproc=$(ulimit -Hu); [[ $nproc == unlimited || $nproc -gt 32768 ]] && nproc=32768
+    nofile=$(ulimit -Hn); [[ $nofile == unlimited || $nofile -gt 1048576 ]] && nofile=1048576
+    printf '[containers]\ndefault_ulimits = ["nofile=%s:%s", "nproc=%s:%s"]\n' "$nofile" "$nofile" "$nproc" "$nproc" \
+        >"$WORK/containers.conf"
+    CONTAINERS_CONF="$WORK/containers.conf" podman "${PODMAN_FLAGS[@]}" system service --time=0 "unix://$socket" \
+        >"$WORK/podman-service.log" 2>&1 &
     API_PID=$!
-    for _ in $(seq 100); do [[ -S $socket ]] && break; sleep 0.1; done
+    for _ in $(seq 120); do [[ -S $socket ]] && break; sleep 0.5; done
     [[ -S $socket ]] || fail "podman system service did not start: $(cat "$WORK/podman-service.log")"
     export DOCKER_HOST="unix://$socket"
 fi

@@ -20,12 +20,22 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:$PATH
 
+# Everything small comes before the big TensorFlow layer (see service.Dockerfile).
+RUN groupadd --gid 10001 colorizer \
+    && useradd --uid 10001 --gid 10001 --create-home --shell /usr/sbin/nologin colorizer
+
 # Debian's Python 3.11 (bookworm's packages get only security fixes, so they are not pinned).
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 python3-venv \
     && rm -rf /var/lib/apt/lists/* \
     && python3 -m venv "$VIRTUAL_ENV"
+
+# Relative defaults (runs/<arch>, models/colorizer) land under /app, where compose mounts them.
+WORKDIR /app
+RUN mkdir -p /app/models /app/runs && chown 10001:10001 /app /app/models /app/runs
+ENTRYPOINT ["colorize-train"]
+CMD ["--help"]
 
 # The trainer imports the service's pipeline, model and contract, so both packages are installed,
 # with the `train` extras. Behind a TLS-intercepting proxy, pass your CA bundle as the build
@@ -38,12 +48,4 @@ RUN --mount=type=secret,id=pip-ca \
     && pip install "${TENSORFLOW}==${TENSORFLOW_VERSION}" "/tmp/colorizer[train]" \
     && rm -rf /tmp/colorizer
 
-RUN groupadd --gid 10001 colorizer \
-    && useradd --uid 10001 --gid 10001 --create-home --shell /usr/sbin/nologin colorizer
-# Relative defaults (runs/<arch>, models/colorizer) land under /app, where compose mounts them.
-WORKDIR /app
-RUN mkdir -p /app/models /app/runs && chown 10001:10001 /app /app/models /app/runs
 USER 10001:10001
-
-ENTRYPOINT ["colorize-train"]
-CMD ["--help"]
