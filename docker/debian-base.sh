@@ -19,6 +19,7 @@ if "${podman[@]}" image exists "$IMAGE"; then
 fi
 
 root=$(mktemp -d /var/tmp/bookworm-slim.XXXXXX)
+chmod 755 "$root"   # it becomes the image's /: mktemp made it 0700
 trap 'rm -rf "$root"' EXIT
 echo "debootstrap --variant=minbase bookworm from $MIRROR ..."
 debootstrap --variant=minbase bookworm "$root" "$MIRROR" >"$root.log" 2>&1 || { tail -n 20 "$root.log"; exit 1; }

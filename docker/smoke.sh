@@ -123,7 +123,8 @@ fi
 build_args=(--build-arg TENSORFLOW=tensorflow)   # what docker-compose.cpu.yml passes
 pip_ca=${SMOKE_PIP_CA:-/etc/ssl/certs/ca-certificates.crt}
 [[ -s $pip_ca ]] && build_args+=(--secret "id=pip-ca,src=$pip_ca")
-[[ $ENGINE == podman ]] && build_args+=(--network host)
+# Podman: the docker image format, as OCI images have no HEALTHCHECK; the host network for pip.
+[[ $ENGINE == podman ]] && build_args+=(--format docker --network host)
 for image in service trainer; do
     tag=colorizer-$image:cpu
     step "building $tag"
@@ -179,7 +180,7 @@ container=$(compose ps -q service)
 health=""
 while :; do
     # Podman runs healthchecks from systemd timers; without systemd, run the image's check here.
-    [[ $ENGINE == podman ]] && engine healthcheck run "$container" >/dev/null 2>&1 || true
+    if [[ $ENGINE == podman ]]; then engine healthcheck run "$container" >/dev/null 2>&1 || true; fi
     health=$(engine inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{end}}' "$container" 2>/dev/null || true)
     [[ $health == healthy ]] && break
     state=$(engine inspect --format '{{.State.Status}}' "$container")
@@ -194,19 +195,26 @@ version() { curl -fsS "$URL/v1/model" | python3 -c 'import json, sys; print(json
 before=$(version)
 step "serving version $before"
 
-# A gray photo, made by the service's own Python (the host needs no Pillow), colorized through the port.
-compose exec -T service python3 -c '
-import sys, PIL.Image, PIL.ImageDraw
-photo = PIL.Image.linear_gradient("L").resize((320, 240))
-PIL.ImageDraw.Draw(photo).ellipse((60, 40, 200, 180), fill=200)
-photo.save(sys.stdout.buffer, "JPEG")' >"$WORK/photo.jpg"
+# A gray photo (a PNG made with Python's standard library, so the host needs no Pillow), colorized
+# through the published port; the answer must be an RGB PNG of the photo's own size.
+python3 - "$WORK/photo.png" <<'PY'
+import struct, sys, zlib
+width, height = 320, 240
+rows = b"".join(b"\0" + bytes((x * 255 // width + y) % 256 for x in range(width)) for y in range(height))
+chunk = lambda kind, data: struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+open(sys.argv[1], "wb").write(png + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+PY
 colorize() {
-    curl -fsS -F "file=@$WORK/photo.jpg" "$URL/colorize" -o "$WORK/colour.png"
-    compose exec -T service python3 -c '
-import sys, PIL.Image
-photo = PIL.Image.open(sys.stdin.buffer)
-assert photo.format == "PNG" and photo.mode == "RGB" and photo.size == (320, 240), (photo.format, photo.mode, photo.size)
-print("colorized:", photo.format, photo.mode, "x".join(map(str, photo.size)))' <"$WORK/colour.png"
+    curl -fsS -F "file=@$WORK/photo.png" "$URL/colorize" -o "$WORK/colour.png"
+    python3 - "$WORK/colour.png" <<'PY'
+import struct, sys
+data = open(sys.argv[1], "rb").read()
+assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", "not a PNG"
+width, height, depth, colour_type = struct.unpack(">IIBB", data[16:26])
+assert (width, height, colour_type) == (320, 240, 2), (width, height, colour_type)  # 2: RGB
+print(f"colorized: RGB PNG, {width}x{height}, {len(data)} bytes")
+PY
 }
 t0=$(date +%s)
 colorize
