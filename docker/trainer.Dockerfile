@@ -43,9 +43,10 @@ CMD ["--help"]
 COPY pyproject.toml README.md /tmp/colorizer/
 COPY service/ /tmp/colorizer/service/
 COPY trainer/ /tmp/colorizer/trainer/
+# tensorflow/include: 430 MB of C++ headers, for compiling custom ops only.
 RUN --mount=type=secret,id=pip-ca \
     if [ -s /run/secrets/pip-ca ]; then export PIP_CERT=/run/secrets/pip-ca; fi \
     && pip install "${TENSORFLOW}==${TENSORFLOW_VERSION}" "/tmp/colorizer[train]" \
-    && rm -rf /tmp/colorizer
+    && rm -rf /tmp/colorizer "$VIRTUAL_ENV"/lib/python3*/site-packages/tensorflow/include
 
 USER 10001:10001
