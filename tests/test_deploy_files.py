@@ -83,6 +83,16 @@ def copy_sources(dockerfile: Path) -> list[str]:
     return sources
 
 
+def arg_defaults(dockerfile: Path) -> dict[str, str]:
+    """Each ``ARG NAME=default`` of the Dockerfile, quotes removed."""
+    found = {}
+    for rest in values(dockerfile, "ARG"):
+        name, has_default, default = rest.partition("=")
+        if has_default:
+            found[name] = shlex.split(default)[0] if default else ""
+    return found
+
+
 def healthcheck_command(dockerfile: Path) -> list[str]:
     (rest,) = values(dockerfile, "HEALTHCHECK")
     _, _, command = rest.partition("CMD ")
@@ -285,6 +295,24 @@ def test_dockerfile_takes_its_base_image_as_a_build_arg(dockerfile: Path) -> Non
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES.values(), ids=DOCKERFILES.keys())
+def test_dockerfile_builds_on_debian_with_tensorflow_from_pypi_for_gpus_by_default(dockerfile: Path) -> None:
+    defaults = arg_defaults(dockerfile)
+    # A base that exists upstream under this name, and that docker/debian-base.sh stands in for.
+    assert defaults["BASE_IMAGE"] == "debian:bookworm-slim"
+    assert defaults["TENSORFLOW"] == "tensorflow[and-cuda]"  # TensorFlow's documented GPU install
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    (pin,) = [dependency for dependency in project["dependencies"] if dependency.startswith("tensorflow")]
+    low, high = (bound.lstrip(">=<") for bound in pin.removeprefix("tensorflow").split(","))
+    version = tuple(map(int, defaults["TENSORFLOW_VERSION"].split(".")))
+    assert tuple(map(int, low.split("."))) <= version < tuple(map(int, high.split(".")))
+
+
+def test_service_image_installs_no_training_extras() -> None:
+    installs = " ".join(rest for rest in values(DOCKERFILES["service"], "RUN") if "pip install" in rest)
+    assert "/tmp/colorizer" in installs and "[train" not in installs and "[dev" not in installs
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES.values(), ids=DOCKERFILES.keys())
 def test_dockerfile_runs_as_a_non_root_user(dockerfile: Path) -> None:
     users = values(dockerfile, "USER")
     assert users, f"{dockerfile.name} has no USER, so it runs as root"
@@ -381,14 +409,22 @@ def test_service_publishes_port_8000_on_a_gpu_with_the_image_healthcheck(
     assert "/readyz" in " ".join(healthcheck_command(DOCKERFILES["service"]))
 
 
+def build_arg(service: dict[str, Any], dockerfile: Path, name: str) -> str:
+    """The value a Compose service builds with: its own build arg, else the Dockerfile's default."""
+    if name in service["build"].get("args", {}):
+        return service["build"]["args"][name]
+    return arg_defaults(dockerfile)[name]
+
+
 def test_cpu_override_drops_every_gpu_and_builds_on_cpu_tensorflow(resolve: Callable[[list[Path]], Services]) -> None:
     gpu_services = resolve([COMPOSE])
     cpu_services = resolve([COMPOSE, COMPOSE_CPU])
     assert all(gpu_reservations(service) for service in gpu_services.values())
+    for name, service in gpu_services.items():
+        assert build_arg(service, DOCKERFILES[name], "TENSORFLOW") == "tensorflow[and-cuda]"
     for name, service in cpu_services.items():
         assert not gpu_reservations(service), f"{name} still reserves a GPU"
-        base_image = service["build"]["args"]["BASE_IMAGE"]
-        assert base_image.startswith("tensorflow/tensorflow:") and not base_image.endswith("-gpu")
+        assert build_arg(service, DOCKERFILES[name], "TENSORFLOW") == "tensorflow", f"{name} would pull in CUDA"
         assert service["image"] != gpu_services[name]["image"], f"the CPU build of {name} would overwrite the GPU tag"
 
 
