@@ -186,7 +186,7 @@ def test_an_unreadable_test_photo_is_named_not_a_traceback(tiny_model_dir: Calla
     broken = colour_data / "test_y" / "photo2.png"
     broken.write_bytes(broken.read_bytes()[:100])  # truncated
 
-    outcome = CliRunner().invoke(app, [str(tiny_model_dir()), str(colour_data)])
+    outcome = CliRunner().invoke(app, ["evaluate", str(tiny_model_dir()), str(colour_data)])
 
     assert outcome.exit_code == 1
     assert f"error: {broken} cannot be read" in outcome.output
