@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from typing import get_args
 
 import keras
 import tensorflow as tf
 
 from trainer import color, losses, networks
+from trainer.config import Arch
 
 DEFAULT_TEMPERATURE = 0.38  # Zhang et al. 2016's annealed mean; chosen again on validation at export
 CLASS_HEAD_STRIDE = 4  # the classes head predicts at 1/4 resolution
@@ -175,7 +177,7 @@ class UNetArchitecture(Architecture):
         return color.lab_to_rgb(color.lab_from_gray_and_ab(gray, self.chroma(output)))
 
 
-ARCH_NAMES = ("seed", "unet")
+ARCH_NAMES = get_args(Arch)
 
 
 def get_architecture(

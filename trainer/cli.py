@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from service.tensorflow_setup import device_summary, quiet_tensorflow
-from trainer.config import Head, MixedPrecision, StrategyName, TrainConfig
+from trainer.config import Arch, Head, MixedPrecision, StrategyName, TrainConfig
 from trainer.dataset import cli as dataset_cli
 from trainer.evaluate_cli import evaluate_command  # imports TensorFlow only when it runs
 
@@ -28,7 +28,7 @@ def _fail(error: Exception) -> typer.Exit:
 @app.command()
 def train(
     data: Annotated[Path, typer.Argument(help="A dataset made by `colorize-train dataset build`.")],
-    arch: Annotated[str, typer.Option(help="`unet` (ours, the default) or `seed` (the seed's GAN).")] = "unet",
+    arch: Annotated[Arch, typer.Option(help="`unet` (ours, the default) or `seed` (the seed's GAN).")] = "unet",
     epochs: Annotated[int, typer.Option(help="Epochs to train in all (the seed's 200).")] = 200,
     batch_size: Annotated[int, typer.Option(help="Images per step on each replica.")] = 32,
     lr: Annotated[Optional[float], typer.Option(help="Adam learning rate; default: the architecture's (seed: 5e-4).")] = None,

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, get_args, get_args
 
 MixedPrecision = Literal["auto", "on", "off"]
 Head = Literal["classes", "regression"]
+Arch = Literal["seed", "unet"]
 StrategyName = Literal["auto", "default", "mirrored", "multi-worker"]  # trainer/distribution.py says what each does
 STRATEGIES: tuple[str, ...] = get_args(StrategyName)
 
@@ -18,7 +19,7 @@ class TrainConfig:
     """Everything that shapes a training run. Defaults are the seed's where it had one."""
 
     data: Path
-    arch: str = "unet"
+    arch: Arch = "unet"
     epochs: int = 200  # the seed's
     batch_size: int = 32
     lr: float | None = None  # None: the architecture's default (the seed's 5e-4 for `seed`)
@@ -41,6 +42,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.data, self.run_dir, self.models_dir = Path(self.data), Path(self.run_dir), Path(self.models_dir)
+        if self.arch not in get_args(Arch):
+            raise ValueError(f"Unknown architecture. Expected one of {get_args(Arch)}. Received: arch={self.arch!r}")
         if self.epochs < 1:
             raise ValueError(f"`epochs` must be at least 1. Received: epochs={self.epochs}")
         if self.ema_decay is not None and not 0.0 <= self.ema_decay < 1.0:

@@ -14,7 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from typer.testing import CliRunner
 
+from trainer.cli import app
 from trainer.config import TrainConfig
 from trainer.data import UnreadableImage
 from trainer.train import ConfigMismatch, CorruptCheckpoint, TrainingDiverged, prepare_run
@@ -205,3 +207,10 @@ def test_a_run_resumes_only_with_the_global_batch_it_began_with(tiny_dataset, tm
 
     with pytest.raises(ConfigMismatch, match="global batch of 4 images"):
         prepare_run(_config(tiny_dataset, tmp_path / "run"))
+
+
+def test_an_unknown_architecture_is_refused_before_anything_is_written(tmp_path):
+    outcome = CliRunner().invoke(app, ["train", str(tmp_path / "data"), "--arch", "foo", "--run-dir", str(tmp_path / "run")])
+    assert outcome.exit_code == 2
+    assert "foo" in outcome.output
+    assert not (tmp_path / "run").exists()
