@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
+from rich.markup import escape
 
 from trainer.dataset.build import PHOTOS_COLLECTION_PATTERN, PHOTOS_SOURCE_PATTERN, BuildOptions, DatasetError, Fit, build_dataset
 from trainer.dataset.scrape import ScrapeError, ScrapeOptions, scrape as scrape_categories
@@ -37,14 +38,14 @@ def build(
         str | None,
         typer.Option(
             help="Regex whose group 1 names a file's source photo; a source's files stay on one side of "
-            f"the split. For ../shared/datasets/photos: '{PHOTOS_SOURCE_PATTERN}'."
+            f"the split. For ../shared/datasets/photos: '{escape(PHOTOS_SOURCE_PATTERN)}'."
         ),
     ] = None,
     collection_of: Annotated[
         str | None,
         typer.Option(
             help="Regex whose group 1 names a file's collection; whole collections go to val and test, so "
-            f"scores are on photos from elsewhere. For ../shared/datasets/photos: '{PHOTOS_COLLECTION_PATTERN}'."
+            f"scores are on photos from elsewhere. For ../shared/datasets/photos: '{escape(PHOTOS_COLLECTION_PATTERN)}'."
         ),
     ] = None,
     val_fraction: Annotated[float, typer.Option(help="With --collection-of: share of source photos in val.")] = (
