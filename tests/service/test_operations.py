@@ -30,7 +30,7 @@ def test_healthz_says_alive(client: httpx.Client) -> None:
 
 def test_readyz_names_the_served_version(client: httpx.Client) -> None:
     response = client.get("/readyz")
-    assert (response.status_code, response.json()) == (200, {"status": "ready", "model_version": 1})
+    assert (response.status_code, response.json()) == (200, {"status": "ready", "model_version": 1, "takes_hints": False})
 
 
 def test_model_info_shows_version_and_metadata(server: LiveServer) -> None:
@@ -115,3 +115,11 @@ def test_docs_need_nothing_from_the_internet(client: httpx.Client) -> None:
     assert assets and all(asset.startswith("/") for asset in assets), assets
     for asset in assets:
         assert client.get(asset).status_code == 200, asset
+
+
+def test_readiness_says_whether_the_served_model_takes_hints_without_the_admin_token(
+    client: httpx.Client, hints_server: LiveServer
+) -> None:
+    assert client.get("/readyz").json()["takes_hints"] is False
+    with hints_server.client() as hints_client:
+        assert hints_client.get("/readyz").json()["takes_hints"] is True

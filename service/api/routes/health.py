@@ -19,6 +19,7 @@ class Alive(BaseModel):
 class Ready(BaseModel):
     status: str = "ready"
     model_version: int
+    takes_hints: bool  # what a client (the page) may send; the model's details need the admin token
 
 
 @router.get("/healthz", responses=error_responses(503))
@@ -32,7 +33,8 @@ async def healthz(queue: QueueDep) -> Alive:
 @router.get("/readyz", responses=error_responses(503))
 async def readyz(live_model: LiveModelDep) -> Ready:
     """A model is loaded and warm (503 until then)."""
-    return Ready(model_version=live_model.current.version)
+    model = live_model.current
+    return Ready(model_version=model.version, takes_hints=model.takes_hints)
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
