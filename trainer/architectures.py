@@ -47,6 +47,18 @@ class Architecture(ABC):
     @abstractmethod
     def discriminate(self, discriminator, gray, output, *, training: bool) -> tf.Tensor: ...
 
+    def decoding(self) -> dict[str, float]:
+        """How the generator's output becomes colour, as an export records it (none by default)."""
+        return {}
+
+    def set_decoding(self, **choices: float) -> None:
+        """Change decoding choices made on validation; a name this architecture lacks is refused."""
+        unknown = set(choices) - set(self.decoding())
+        if unknown:
+            raise ValueError(f"The {self.name} architecture has no decoding choice {sorted(unknown)}.")
+        for name, value in choices.items():
+            setattr(self, name, value)
+
     @abstractmethod
     def generator_loss(self, fake, real, fake_score, *, global_batch_size: int) -> losses.Losses: ...
 

@@ -65,7 +65,8 @@ def hints_curve(
     if not model.takes_hints:
         raise ValueError(f"{model_dir} takes no colour hints.")
     pairs = find_pairs(data_dir, split=split, per_photo=per_photo)
-    tallies = {count: Tally() for count in sorted({*counts, 0, GRID_HINTS})}
+    grid_counts = {0, GRID_HINTS} if keep else set()
+    tallies = {count: Tally() for count in sorted({*counts, *grid_counts})}
     samples = []
     for index, pair in enumerate(tqdm(pairs, desc="hints curve", unit="img")):
         gray, truth = load_pair(pair)

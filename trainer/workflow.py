@@ -35,9 +35,7 @@ def export_run(run_dir: Path, *, models_dir: Path | None = None, evaluate: bool 
     trainer = _restored(run_dir)
     if models_dir is not None:
         trainer.config.models_dir = models_dir
-    for name, value in decoding.items():
-        if value is not None:
-            setattr(trainer.architecture, name, value)
+    trainer.architecture.set_decoding(**{name: value for name, value in decoding.items() if value is not None})
     return _export(trainer, trainer.result(), evaluate=evaluate)
 
 
@@ -55,16 +53,15 @@ def choose_decoding(run_dir: Path) -> tuple[dict[str, float], dict[str, dict]]:
 
     trainer = _restored(run_dir)
     architecture, data_dir = trainer.architecture, trainer.config.data
-    if not hasattr(architecture, "decoding"):
+    if not architecture.decoding():
         raise ValueError(f"{run_dir} trains the {architecture.name} architecture: it has no decoding to choose.")
     holdout = data.holdout_split(data_dir)
     scored = partial(score, data_dir=data_dir, split=holdout, per_photo=VALIDATION_PHOTO_CROPS, keep=0)
-    temperatures = TEMPERATURES if getattr(architecture, "bins", None) is not None else (None,)
+    temperatures = TEMPERATURES if "temperature" in architecture.decoding() else (None,)
     results, choices = {"gray input": scored(gray_as_rgb, label="gray").metrics}, {}
     for temperature, gain in itertools.product(temperatures, CHROMA_GAINS):
         choice = {"chroma_gain": gain} | ({"temperature": temperature} if temperature is not None else {})
-        for name, value in choice.items():
-            setattr(architecture, name, value)
+        architecture.set_decoding(**choice)
         label = ", ".join(f"{name} {value}" for name, value in choice.items())
         colorize = in_memory_colorizer(trainer.predict_rgb, architecture.native_size)
         results[label], choices[label] = scored(colorize, label=label).metrics, choice
@@ -96,7 +93,7 @@ def _export(trainer: GANTrainer, result: TrainResult, *, evaluate: bool) -> Path
         from trainer.evaluate import evaluate as evaluate_model
 
         evaluator = partial(evaluate_model, data_dir=config.data, split=holdout, per_photo=VALIDATION_PHOTO_CROPS)
-    decoding = trainer.architecture.decoding() if hasattr(trainer.architecture, "decoding") else {}
+    decoding = trainer.architecture.decoding()
 
     version_dir = export_model(
         trainer.serving_generator,
