@@ -37,9 +37,9 @@ def measure(replicas: int, args: argparse.Namespace) -> dict:
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * replicas)
 
     from bench_models import make_dataset
-    from trainer import data
-    from trainer.config import TrainConfig
-    from trainer.train import GANTrainer, configure_runtime
+    from colorizer_trainer import data
+    from colorizer_trainer.config import TrainConfig
+    from colorizer_trainer.train import GANTrainer, configure_runtime
 
     with tempfile.TemporaryDirectory() as folder:
         global_batch = args.batch_size * replicas

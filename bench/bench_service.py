@@ -15,10 +15,10 @@ Measures, in one run on this machine, against one service started here under uvi
 It prints a report, writes it as JSON, and plots throughput and p99 against concurrency, and the
 stages, as PNGs (--out, default docs/).
 
-    python bench/bench_service.py [MODEL_DIR] [--sizes 200 1000] [--rounds 5] [--repo PATH]
+    python bench/bench_service.py [MODEL_DIR] [--sizes 200 1000] [--rounds 5]
 
-``--repo`` measures another checkout's service and pipeline (e.g. the main branch, for a before and
-after) with this bench. HTTP's share reads the service's CPU time from /proc, so it needs Linux.
+It measures the installed colorizer packages (for a before and after, install the other checkout in
+its own venv and run its bench). HTTP's share reads the service's CPU time from /proc, so it needs Linux.
 """
 
 from __future__ import annotations
@@ -56,7 +56,6 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model_dir", nargs="?", type=Path, help="model root or version (default: the bundled one)")
-    parser.add_argument("--repo", type=Path, default=REPO, help="checkout whose service and pipeline are measured")
     parser.add_argument("--sizes", type=int, nargs="+", default=[200, 1000], help="photo sides for the ratios")
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients in the throughput runs")
     parser.add_argument("--requests", type=int, default=128, help="images per throughput run (raw and service)")
@@ -117,7 +116,7 @@ class RawModel:
     """The model called directly, with no service around it."""
 
     def __init__(self, model_dir: Path, max_batch: int) -> None:
-        from service.model import load_model
+        from colorizer_core.inference import load_model
 
         self.model = load_model(model_dir)
         size = self.model.native_size
@@ -150,10 +149,9 @@ class Service:
             "COLORIZER_MODEL_DIR": str(model_dir),
             "COLORIZER_MAX_BATCH": str(args.max_batch),
             "COLORIZER_MAX_QUEUE": str(args.max_queue),
-            "PYTHONPATH": str(args.repo),
         }
-        command = [sys.executable, "-m", "uvicorn", "service.app:app", "--port", str(port), "--log-level", "warning"]
-        self.process = subprocess.Popen(command, env=env, cwd=args.repo)
+        command = [sys.executable, "-m", "uvicorn", "colorizer_service.app:app", "--port", str(port), "--log-level", "warning"]
+        self.process = subprocess.Popen(command, env=env)
         self.url = f"http://127.0.0.1:{port}"
         self.open_loop_minimum = 3 * args.max_queue  # enough that the excess overflows the queue
         self._wait_until_ready()
@@ -302,22 +300,22 @@ def measure_ratios(raw: RawModel, service: Service, side: int, args: argparse.Na
 
 def measure_stages(raw: RawModel, service: Service, megapixels: float, requests: int) -> dict:
     """CPU ms per image of each stage for a photo of ``megapixels``, and the HTTP rest from the service."""
-    from service import pipeline
+    from colorizer_core import imaging
 
     side = side_for(megapixels)
     photo = test_photo(side)
     size = raw.model.native_size
     repeats = max(3, round(8 / max(megapixels, 0.05)))
-    gray = pipeline.decode_image(photo, max_pixels=10**9)
-    model_in = pipeline.model_input(gray, size)
+    gray = imaging.decode_image(photo, max_pixels=10**9)
+    model_in = imaging.model_input(gray, size)
     rgb = raw.model.predict(model_in[None])[0]
-    colour = pipeline.apply_chroma(gray, rgb)
+    colour = imaging.apply_chroma(gray, rgb)
     stages = {
-        "decode": cpu_ms(lambda: pipeline.decode_image(photo, max_pixels=10**9), repeats),
-        "model input": cpu_ms(lambda: pipeline.model_input(gray, size), repeats),
+        "decode": cpu_ms(lambda: imaging.decode_image(photo, max_pixels=10**9), repeats),
+        "model input": cpu_ms(lambda: imaging.model_input(gray, size), repeats),
         "model": cpu_ms(lambda: raw.model.predict(raw.batch), 3) / len(raw.batch),  # batched, as under load
-        "chroma merge": cpu_ms(lambda: pipeline.apply_chroma(gray, rgb), repeats),
-        "encode": cpu_ms(lambda: pipeline.encode_image(colour, "png"), repeats),
+        "chroma merge": cpu_ms(lambda: imaging.apply_chroma(gray, rgb), repeats),
+        "encode": cpu_ms(lambda: imaging.encode_image(colour, "png"), repeats),
     }
     model_batch1 = cpu_ms(lambda: raw.model.predict(model_in[None]), 5)
     service.latency_s(photo, 1)  # warm
@@ -328,7 +326,7 @@ def measure_stages(raw: RawModel, service: Service, megapixels: float, requests:
     stages["HTTP"] = max(0.0, per_request - in_process)
     tqdm.write(f"stages at {megapixels:g} Mpx: " + ", ".join(f"{stage} {ms:.1f}" for stage, ms in stages.items()))
     return {"megapixels": side * side / 1e6, "side": side, "upload_kb": len(photo) / 1000,
-            "answer_kb": len(pipeline.encode_image(colour, "png")) / 1000, "cpu_ms": stages}  # fmt: skip
+            "answer_kb": len(imaging.encode_image(colour, "png")) / 1000, "cpu_ms": stages}  # fmt: skip
 
 
 # 3 and 4. Load -----------------------------------------------------------------------------------
@@ -430,7 +428,7 @@ def plot(results: dict, out: Path, name: str) -> list[Path]:
 
 def report(results: dict) -> None:
     print()
-    print(f"{results['machine']}; {results['when']}; service from {results['repo']}")
+    print(f"{results['machine']}; {results['when']}")
     for row in results.get("ratios", []):
         side = row["side"]
         low, high = row["throughput_ratio_range"]
@@ -475,17 +473,14 @@ def main() -> None:
         for path in plot(results, args.out, args.name):
             print(f"wrote {path}")
         return
-    args.repo = args.repo.resolve()
-    sys.path.insert(0, str(args.repo))  # the pipeline timed in-process is the one the service runs
-    model_dir = args.model_dir or args.repo / "models" / "colorizer"
+    model_dir = args.model_dir or REPO / "models" / "colorizer"
     raw = RawModel(model_dir, args.max_batch)
     load = os.getloadavg()
     results: dict = {
         "machine": args.machine or f"{platform.node()}: {os.cpu_count()} CPUs, {platform.machine()}",
         "when": time.strftime("%Y-%m-%d %H:%M"),
         "load_average_at_start": load,
-        "repo": str(args.repo),
-        "model": str(model_dir),
+        "model": model_dir.name,
         "max_batch": args.max_batch,
         "clients": args.clients,
     }

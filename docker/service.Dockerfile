@@ -48,12 +48,13 @@ CMD ["colorize-serve"]
 # Only the service: it never imports the trainer, and the training extras stay out. pip checks
 # PyPI's certificate with its own CA bundle; behind a TLS-intercepting proxy, pass yours as the
 # build secret `pip-ca` (`--secret id=pip-ca,src=/etc/ssl/certs/ca-certificates.crt`, docker or podman).
-COPY pyproject.toml README.md /tmp/colorizer/
+COPY pyproject.toml setup.py README.md /tmp/colorizer/
+COPY core/ /tmp/colorizer/core/
 COPY service/ /tmp/colorizer/service/
 # tensorflow/include: 430 MB of C++ headers, for compiling custom ops only.
 RUN --mount=type=secret,id=pip-ca \
     if [ -s /run/secrets/pip-ca ]; then export PIP_CERT=/run/secrets/pip-ca; fi \
-    && pip install "${TENSORFLOW}==${TENSORFLOW_VERSION}" /tmp/colorizer \
+    && pip install "${TENSORFLOW}==${TENSORFLOW_VERSION}" "/tmp/colorizer[serve]" \
     && rm -rf /tmp/colorizer "$VIRTUAL_ENV"/lib/python3*/site-packages/tensorflow/include
 
 USER 10001:10001

@@ -40,8 +40,8 @@ CMD ["--help"]
 # The trainer imports the service's pipeline, model and contract, so both packages are installed,
 # with the `train` extras. Behind a TLS-intercepting proxy, pass your CA bundle as the build
 # secret `pip-ca` (`--secret id=pip-ca,src=/etc/ssl/certs/ca-certificates.crt`).
-COPY pyproject.toml README.md /tmp/colorizer/
-COPY service/ /tmp/colorizer/service/
+COPY pyproject.toml setup.py README.md /tmp/colorizer/
+COPY core/ /tmp/colorizer/core/
 COPY trainer/ /tmp/colorizer/trainer/
 # tensorflow/include: 430 MB of C++ headers, for compiling custom ops only.
 RUN --mount=type=secret,id=pip-ca \

@@ -15,16 +15,16 @@ from importlib import metadata
 import anyio
 from fastapi import FastAPI
 
-from service.api import api_router
-from service.api.errors import install_error_handlers
-from service.api.middleware import CrossSiteGuard, MemoryAdmission, RequestMetrics, UploadLimit
-from service.api.routes import docs
-from service.batching import BatchingQueue
-from service.budget import MemoryBudget
-from service.live_model import LiveModel, ReloadFailed
-from service.metrics import Metrics
-from service.serving import Colorizer
-from service.settings import Settings
+from colorizer_service.api import api_router
+from colorizer_service.api.errors import install_error_handlers
+from colorizer_service.api.middleware import CrossSiteGuard, MemoryAdmission, RequestMetrics, UploadLimit
+from colorizer_service.api.routes import docs
+from colorizer_service.batching import BatchingQueue
+from colorizer_service.budget import MemoryBudget
+from colorizer_service.live_model import LiveModel, ReloadFailed
+from colorizer_service.prometheus_metrics import Metrics
+from colorizer_service.colorizer import Colorizer
+from colorizer_service.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
-from service.serving import Colorized, FileError, Upload
+from colorizer_service.colorizer import Colorized, FileError, Upload
 
 MANIFEST_NAME = "manifest.json"
 MAX_STEM_CHARS = 100

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 
-from service.contract import HINT_CHANNELS
+from colorizer_core.contract import HINT_CHANNELS
 
 # A photo's peak, per pixel of the upload, from decode to encoded answer. Decoding a 16-bit or
 # float image is the worst case (its float64 rescale); 8-bit photos take less than half of this.

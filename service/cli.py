@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
-from service import pipeline
-from service.hints import Hint, InvalidHints, parse_hint_flag
-from service.settings import Settings
-from service.tensorflow_setup import device_summary, quiet_tensorflow
+from colorizer_core import imaging
+from colorizer_core.hints import Hint, InvalidHints, parse_hint_flag
+from colorizer_service.settings import Settings
+from colorizer_core.tensorflow_setup import device_summary, quiet_tensorflow
 
 if TYPE_CHECKING:
-    from service.model import LoadedModel
+    from colorizer_core.inference import LoadedModel
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 
@@ -41,7 +41,7 @@ def serve(argv: Sequence[str] | None = None) -> None:
     quiet_tensorflow()
     import uvicorn
 
-    from service.app import create_app
+    from colorizer_service.app import create_app
 
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s")
     logging.getLogger("service").info("Models run on %s", device_summary())
@@ -61,9 +61,9 @@ def colorize(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         parser.error(f"--batch-size must be at least 1. Received: {args.batch_size}")
-    if not 0 <= args.saturation <= pipeline.MAX_SATURATION:
-        parser.error(f"--saturation must be from 0 to {pipeline.MAX_SATURATION:g}. Received: {args.saturation}")
-    options = pipeline.ColorizeOptions(tuple(args.hints), args.saturation, args.render_size)
+    if not 0 <= args.saturation <= imaging.MAX_SATURATION:
+        parser.error(f"--saturation must be from 0 to {imaging.MAX_SATURATION:g}. Received: {args.saturation}")
+    options = imaging.ColorizeOptions(tuple(args.hints), args.saturation, args.render_size)
 
     missing = [path for path in args.paths if not path.exists()]
     if missing:
@@ -76,13 +76,13 @@ def colorize(argv: Sequence[str] | None = None) -> None:
         parser.error("these inputs would overwrite one another or an input: " + "; ".join(clashes))
 
     quiet_tensorflow()
-    from service.model import load_model  # imports TensorFlow: only once there is work to do
+    from colorizer_core.inference import load_model  # imports TensorFlow: only once there is work to do
 
     model = load_model(args.model_dir)
     print(f"Model version {model.version} runs on {device_summary()}", file=sys.stderr)
     try:
         size = model.render_size(options.render_size, largest=settings.max_render_size)
-    except pipeline.BadOptions as error:
+    except imaging.BadOptions as error:
         parser.error(f"--render-size: {error}")
     if options.hints and not model.takes_hints:
         parser.error(f"--hint: model version {model.version} in {model.path} takes no colour hints")
@@ -98,7 +98,7 @@ def _colorize_parser(settings: Settings) -> argparse.ArgumentParser:
     parser.add_argument("paths", nargs="+", type=Path, help="image files or folders")
     parser.add_argument("--out", type=Path, required=True, help="folder for the colour images")
     parser.add_argument("--model-dir", type=Path, default=settings.model_dir, help="model root or version folder")
-    parser.add_argument("--format", choices=sorted(pipeline.OUTPUT_FORMATS), default="png", help="output encoding")
+    parser.add_argument("--format", choices=sorted(imaging.OUTPUT_FORMATS), default="png", help="output encoding")
     parser.add_argument("--batch-size", type=int, default=settings.max_batch, help="images per model call")
     parser.add_argument(
         "--hint",
@@ -113,12 +113,12 @@ def _colorize_parser(settings: Settings) -> argparse.ArgumentParser:
         "--saturation",
         type=float,
         default=1.0,
-        help=f"scale the colour: 0 gray, 1 as predicted (default), up to {pipeline.MAX_SATURATION:g}",
+        help=f"scale the colour: 0 gray, 1 as predicted (default), up to {imaging.MAX_SATURATION:g}",
     )
     parser.add_argument(
         "--render-size",
         type=int,
-        help=f"side in pixels at which the model sees each photo, {pipeline.MIN_RENDER_SIZE} to "
+        help=f"side in pixels at which the model sees each photo, {imaging.MIN_RENDER_SIZE} to "
         f"{settings.max_render_size}, rounded to the model's size multiple (default: its native size)",
     )
     return parser
@@ -139,7 +139,7 @@ def plan_outputs(paths: Sequence[Path], out: Path, fmt: str) -> list[tuple[Path,
 def run_jobs(
     jobs: Sequence[tuple[Path, Path]],
     model: LoadedModel,
-    options: pipeline.ColorizeOptions,
+    options: imaging.ColorizeOptions,
     *,
     size: int,
     fmt: str,
@@ -154,17 +154,17 @@ def run_jobs(
             grays, destinations = [], []
             for source, destination in chunk:
                 try:
-                    gray = pipeline.decode_image(source.read_bytes(), max_pixels=max_pixels)
-                    pipeline.check_hints_inside(options.hints, gray.size)  # a hint outside this photo skips it
+                    gray = imaging.decode_image(source.read_bytes(), max_pixels=max_pixels)
+                    imaging.check_hints_inside(options.hints, gray.size)  # a hint outside this photo skips it
                     grays.append(gray)
                     destinations.append(destination)
-                except (pipeline.BadImage, pipeline.BadOptions, OSError) as error:
+                except (imaging.BadImage, imaging.BadOptions, OSError) as error:
                     failed += 1
                     progress.write(f"skipped {source}: {error}")
-            colorized = pipeline.colorize_images(grays, model.predict, size, hints=hints, saturation=options.saturation)
+            colorized = imaging.colorize_images(grays, model.predict, size, hints=hints, saturation=options.saturation)
             for image, destination in zip(colorized, destinations, strict=True):
                 destination.parent.mkdir(parents=True, exist_ok=True)
-                destination.write_bytes(pipeline.encode_image(image, fmt))
+                destination.write_bytes(imaging.encode_image(image, fmt))
             progress.update(len(chunk))
     return failed
 

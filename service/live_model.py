@@ -21,8 +21,8 @@ from pathlib import Path
 
 import anyio
 
-from service import contract
-from service.model import LoadedModel, UnusableModel, load_model
+from colorizer_core import contract
+from colorizer_core.inference import LoadedModel, UnusableModel, load_model
 
 log = logging.getLogger(__name__)
 

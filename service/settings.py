@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from service.pipeline import DEFAULT_PNG_COMPRESS_LEVEL, MIN_RENDER_SIZE
+from colorizer_core.imaging import DEFAULT_PNG_COMPRESS_LEVEL, MIN_RENDER_SIZE
 
 # The repository's models/colorizer folder; installed copies (the Docker image) set COLORIZER_MODEL_DIR.
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "colorizer"

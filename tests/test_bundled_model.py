@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from service import contract
-from service.model import load_model
-from service.pipeline import colorize_images
+from colorizer_core import contract
+from colorizer_core.inference import load_model
+from colorizer_core.imaging import colorize_images
 
 MODELS_ROOT = Path(__file__).resolve().parents[1] / "models" / "colorizer"
 GRAY_INPUT_VALIDATION_DELTA_E = 13.83  # the gray input's on the same split: docs/results.md

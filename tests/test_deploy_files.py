@@ -26,8 +26,8 @@ from typing import Any
 import pytest
 import yaml
 
-from service import contract
-from trainer.config import TrainConfig
+from colorizer_core import contract
+from colorizer_trainer.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILES = {"service": ROOT / "docker" / "service.Dockerfile", "trainer": ROOT / "docker" / "trainer.Dockerfile"}
@@ -283,8 +283,11 @@ def test_service_image_bundles_a_complete_model_version() -> None:
     assert contract.versions(ROOT / "models" / "colorizer"), "no exported model under models/colorizer to bundle"
 
 
-def test_service_image_leaves_the_trainer_out() -> None:
-    assert not [source for source in copy_sources(DOCKERFILES["service"]) if source.startswith("trainer")]
+@pytest.mark.parametrize(("image", "other"), [("service", "trainer"), ("trainer", "service")])
+def test_image_leaves_the_other_side_out(image: str, other: str) -> None:
+    sources = copy_sources(DOCKERFILES[image])
+    assert "core/" in sources
+    assert not [source for source in sources if source.startswith(other)]
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES.values(), ids=DOCKERFILES.keys())
@@ -307,9 +310,10 @@ def test_dockerfile_builds_on_debian_with_tensorflow_from_pypi_for_gpus_by_defau
     assert tuple(map(int, low.split("."))) <= version < tuple(map(int, high.split(".")))
 
 
-def test_service_image_installs_no_training_extras() -> None:
-    installs = " ".join(rest for rest in values(DOCKERFILES["service"], "RUN") if "pip install" in rest)
-    assert "/tmp/colorizer" in installs and "[train" not in installs and "[dev" not in installs
+@pytest.mark.parametrize(("image", "extra"), [("service", "serve"), ("trainer", "train")])
+def test_image_installs_only_its_own_extras(image: str, extra: str) -> None:
+    installs = " ".join(rest for rest in values(DOCKERFILES[image], "RUN") if "pip install" in rest)
+    assert f"/tmp/colorizer[{extra}]" in installs
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES.values(), ids=DOCKERFILES.keys())

@@ -25,7 +25,7 @@ def make_model_dir(
     """
     import tensorflow as tf
 
-    from service import contract
+    from colorizer_core import contract
 
     side = None if accepts_other_sizes else size
     gray_spec = tf.TensorSpec([None, side, side, 1], tf.float32, name=contract.INPUT_KEY)

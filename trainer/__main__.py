@@ -1,3 +1,3 @@
-from trainer.cli import main
+from colorizer_trainer.cli import main
 
 main()

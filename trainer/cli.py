@@ -7,10 +7,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from service.tensorflow_setup import device_summary, quiet_tensorflow
-from trainer.config import Arch, Head, MixedPrecision, StrategyName, TrainConfig
-from trainer.dataset import cli as dataset_cli
-from trainer.evaluate_cli import evaluate_command  # imports TensorFlow only when it runs
+from colorizer_core.tensorflow_setup import device_summary, quiet_tensorflow
+from colorizer_trainer.config import Arch, Head, MixedPrecision, StrategyName, TrainConfig
+from colorizer_trainer.dataset import cli as dataset_cli
+from colorizer_trainer.evaluate_cli import evaluate_command  # imports TensorFlow only when it runs
 
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Build datasets, train, export and evaluate colorizers.")
@@ -50,9 +50,9 @@ def train(
 ) -> None:
     """Train a GAN on DATA; rerunning the same command resumes from the last checkpoint."""
     quiet_tensorflow()
-    from trainer import workflow
-    from trainer.distribution import WorkerLost
-    from trainer.train import ConfigMismatch, TrainingDiverged
+    from colorizer_trainer import runs
+    from colorizer_trainer.distribution import WorkerLost
+    from colorizer_trainer.train import ConfigMismatch, TrainingDiverged
 
     try:
         config = TrainConfig(
@@ -77,7 +77,7 @@ def train(
             strategy=strategy,
         )
         typer.echo(f"Training runs on {device_summary()}", err=True)
-        workflow.train_and_export(config, export=export)
+        runs.train_and_export(config, export=export)
     except (ConfigMismatch, TrainingDiverged, WorkerLost, FileNotFoundError, ValueError) as error:
         raise _fail(error) from None
 
@@ -92,10 +92,10 @@ def export_command(
 ) -> None:
     """Export the newest checkpoint of RUN_DIR as the next model version."""
     quiet_tensorflow()
-    from trainer import workflow
+    from colorizer_trainer import runs
 
     try:
-        workflow.export_run(run_dir, models_dir=models_dir, evaluate=evaluate, temperature=temperature, chroma_gain=chroma_gain)
+        runs.export_run(run_dir, models_dir=models_dir, evaluate=evaluate, temperature=temperature, chroma_gain=chroma_gain)
     except (FileNotFoundError, ValueError) as error:
         raise _fail(error) from None
 
@@ -106,13 +106,13 @@ def choose_decoding_command(
 ) -> None:
     """Score RUN_DIR on validation at several chroma gains (and temperatures); print them and the choice."""
     quiet_tensorflow()
-    from trainer import workflow
+    from colorizer_trainer import runs
 
     try:
-        best, results = workflow.choose_decoding(run_dir)
+        best, results = runs.choose_decoding(run_dir)
     except (FileNotFoundError, ValueError) as error:
         raise _fail(error) from None
-    from trainer.evaluate import format_table
+    from colorizer_trainer.evaluate import format_table
 
     typer.echo(format_table(results))
     typer.echo("chosen: " + " ".join(f"--{name.replace('_', '-')} {value}" for name, value in best.items()))
@@ -130,9 +130,9 @@ def hints_curve_command(
 ) -> None:
     """ΔE2000 and the other metrics against the number of hints taken from the truth."""
     quiet_tensorflow()
-    from trainer.evaluate import format_table
-    from trainer.hints_curve import GRID_LABELS, hints_curve
-    from trainer.samples import save_grid
+    from colorizer_trainer.evaluate import format_table
+    from colorizer_trainer.hints_curve import GRID_LABELS, hints_curve
+    from colorizer_trainer.samples import save_grid
 
     try:
         curve = hints_curve(model_dir, data, split=split, per_photo=per_photo, keep=grid_rows if grid else 0)
@@ -140,7 +140,7 @@ def hints_curve_command(
         raise _fail(error) from None
     typer.echo(format_table({f"{count} hints": metrics for count, metrics in curve.metrics.items()}))
     if plot is not None:
-        from trainer import plots
+        from colorizer_trainer import plots
 
         plots.hints_curve({count: metrics["ciede2000"] for count, metrics in curve.metrics.items()}, plot)
     if grid is not None:
@@ -155,8 +155,8 @@ def learning_curves_command(
 ) -> None:
     """Draw validation ΔE2000 against training CPU-minutes for RUN_DIRS (their validation.csv)."""
     quiet_tensorflow()
-    from trainer import plots
-    from trainer.train import VALIDATION_FILE
+    from colorizer_trainer import plots
+    from colorizer_trainer.train import VALIDATION_FILE
 
     missing = [str(run) for run in run_dirs if not (run / VALIDATION_FILE).is_file()]
     if missing:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from service import contract
+from colorizer_core import contract
 
 IMAGE_PATTERN = "*.png"
 MANIFEST_NAME = "manifest.json"

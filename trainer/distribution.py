@@ -21,7 +21,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from trainer.config import STRATEGIES, StrategyName
+from colorizer_trainer.config import STRATEGIES, StrategyName
 
 # Errors a collective raises when another worker has gone (killed, crashed, network lost).
 PEER_LOST_ERRORS = (

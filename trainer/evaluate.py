@@ -20,11 +20,11 @@ import tensorflow as tf
 from PIL import Image
 from tqdm import tqdm
 
-from service.model import load_model
-from service.pipeline import colorize_images, to_grayscale
-from trainer import metrics
-from trainer.data import UnreadableImage, source_photos
-from trainer.samples import save_grid
+from colorizer_core.inference import load_model
+from colorizer_core.imaging import colorize_images, to_grayscale
+from colorizer_trainer import image_quality
+from colorizer_trainer.data import UnreadableImage, source_photos
+from colorizer_trainer.samples import save_grid
 
 BATCH_SIZE = 16
 GRID_ROWS = 6
@@ -110,17 +110,17 @@ class Tally:
 
     sums: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
     images: int = 0
-    predicted_palette: metrics.PaletteHistogram = field(default_factory=metrics.PaletteHistogram)
-    true_palette: metrics.PaletteHistogram = field(default_factory=metrics.PaletteHistogram)
+    predicted_palette: image_quality.PaletteHistogram = field(default_factory=image_quality.PaletteHistogram)
+    true_palette: image_quality.PaletteHistogram = field(default_factory=image_quality.PaletteHistogram)
 
     def add(self, prediction: Image.Image, truth: Image.Image) -> None:
         predicted, true = np.asarray(prediction.convert("RGB")), np.asarray(truth.convert("RGB"))
         scores = {
-            "psnr": metrics.psnr(predicted, true),
-            "ssim": metrics.ssim(predicted, true),
-            "ciede2000": metrics.ciede2000(predicted, true),
-            "colorfulness": metrics.colorfulness(predicted),
-            "truth_colorfulness": metrics.colorfulness(true),
+            "psnr": image_quality.psnr(predicted, true),
+            "ssim": image_quality.ssim(predicted, true),
+            "ciede2000": image_quality.ciede2000(predicted, true),
+            "colorfulness": image_quality.colorfulness(predicted),
+            "truth_colorfulness": image_quality.colorfulness(true),
         }
         for name, value in scores.items():
             self.sums[name] += value

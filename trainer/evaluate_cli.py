@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from service.tensorflow_setup import quiet_tensorflow
+from colorizer_core.tensorflow_setup import quiet_tensorflow
 
 
 def evaluate_command(
@@ -27,8 +27,8 @@ def evaluate_command(
 ) -> None:
     """Score MODEL_DIR on a split of DATA and print a Markdown table of the metrics."""
     quiet_tensorflow()
-    from trainer.data import UnreadableImage
-    from trainer.evaluate import format_table, gray_as_rgb, model_colorizer, save_comparison_grid, score  # loads TensorFlow
+    from colorizer_trainer.data import UnreadableImage
+    from colorizer_trainer.evaluate import format_table, gray_as_rgb, model_colorizer, save_comparison_grid, score  # loads TensorFlow
 
     results = {}
     try:

@@ -21,8 +21,8 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from service import contract
-from trainer.architectures import Architecture
+from colorizer_core import contract
+from colorizer_trainer.gans import Architecture
 
 FORMAT_VERSION = 1
 STAGING_PREFIX = ".export-"

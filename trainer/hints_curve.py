@@ -15,11 +15,11 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
-from service import contract
-from service.model import load_model
-from service.hints import Hint
-from service.pipeline import colorize_images
-from trainer.evaluate import Tally, find_pairs, load_pair
+from colorizer_core import contract
+from colorizer_core.inference import load_model
+from colorizer_core.hints import Hint
+from colorizer_core.imaging import colorize_images
+from colorizer_trainer.evaluate import Tally, find_pairs, load_pair
 
 HINT_COUNTS = (0, 1, 2, 5, 10, 20)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from trainer import color
+from colorizer_trainer import color
 
 Losses = dict[str, tf.Tensor]
 

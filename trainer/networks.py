@@ -13,8 +13,8 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-from trainer import color
-from trainer.config import Head
+from colorizer_trainer import color
+from colorizer_trainer.config import Head
 
 SEED_SIZE = 200
 

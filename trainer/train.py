@@ -26,9 +26,9 @@ import keras
 import tensorflow as tf
 from tqdm import tqdm
 
-from trainer import data, distribution, evaluate, samples
-from trainer.architectures import Architecture, get_architecture
-from trainer.config import TrainConfig
+from colorizer_trainer import data, distribution, evaluate, samples
+from colorizer_trainer.gans import Architecture, get_architecture
+from colorizer_trainer.config import TrainConfig
 
 SAMPLE_COUNT = 8  # validation photos in each sample grid
 VALIDATION_PHOTO_CROPS = 2  # files of each source photo scored at each validation

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from service.api.routes import colorize, docs, health, model, page
+from colorizer_service.api.routes import colorize, docs, health, model, page
 
 api_router = APIRouter()
 for routes in (colorize, docs, health, model, page):

@@ -6,12 +6,12 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from service.batching import BatchingQueue
-from service.budget import Claim
-from service.live_model import LiveModel
-from service.metrics import Metrics
-from service.serving import Colorizer
-from service.settings import Settings
+from colorizer_service.batching import BatchingQueue
+from colorizer_service.budget import Claim
+from colorizer_service.live_model import LiveModel
+from colorizer_service.prometheus_metrics import Metrics
+from colorizer_service.colorizer import Colorizer
+from colorizer_service.settings import Settings
 
 
 def get_settings(request: Request) -> Settings:

@@ -7,10 +7,10 @@ import time
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api.errors import SERVICE_ERRORS, ApiError, error_response
-from service.api.security import fetched_by_another_site
-from service.budget import MemoryBudget, NeverFits, OverBudget, body_cost
-from service.metrics import Metrics
+from colorizer_service.api.errors import SERVICE_ERRORS, ApiError, error_response
+from colorizer_service.api.security import fetched_by_another_site
+from colorizer_service.budget import MemoryBudget, NeverFits, OverBudget, body_cost
+from colorizer_service.prometheus_metrics import Metrics
 
 UNMATCHED_ROUTE = "unmatched"
 CLAIM_STATE_KEY = "memory_claim"  # request.state.memory_claim: the request's share of the memory budget

@@ -16,8 +16,8 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.datastructures import Headers
 
-from service.api.deps import SettingsDep
-from service.api.errors import ApiError
+from colorizer_service.api.deps import SettingsDep
+from colorizer_service.api.errors import ApiError
 
 # Sec-Fetch-Site values of requests that no other site's page made: the page itself, or a person
 # (typed URL, bookmark).

@@ -19,9 +19,9 @@ from fastapi import FastAPI
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.app import create_app
-from service.batching import BatchingQueue
-from service.settings import Settings
+from colorizer_service.app import create_app
+from colorizer_service.batching import BatchingQueue
+from colorizer_service.settings import Settings
 from tiny_models import make_model_dir
 
 # Each served model multiplies gray by a tint, so a test can tell which model answered.

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from service.batching import (
+from colorizer_service.batching import (
     BatchingQueue,
     InferenceFailed,
     QueueClosed,

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from service_testing import LiveServer, encode, metric_samples, photo
 
-from service.api.routes.colorize import NOTE_HEADER, VERSION_HEADER
+from colorizer_service.api.routes.colorize import NOTE_HEADER, VERSION_HEADER
 
 
 def post_image(client: httpx.Client, data: bytes, *, name: str = "photo.png", **params: str) -> httpx.Response:

@@ -17,7 +17,7 @@ from PIL import Image
 from ports import free_port
 from service_testing import LiveServer, encode, photo
 
-from service.cli import colorize
+from colorizer_service.cli import colorize
 
 STARTUP_TIMEOUT_S = 120.0
 
@@ -137,7 +137,7 @@ def test_service_starts_from_the_command_line_and_gets_ready(server: LiveServer,
     env = os.environ | {"COLORIZER_MODEL_DIR": str(server.model_root), "COLORIZER_PORT": str(port)}
     commands = {
         "colorize-serve": [str(Path(sys.executable).parent / "colorize-serve")],
-        "uvicorn": [sys.executable, "-m", "uvicorn", "service.app:app", "--port", str(port)],
+        "uvicorn": [sys.executable, "-m", "uvicorn", "colorizer_service.app:app", "--port", str(port)],
     }
     process = subprocess.Popen(commands[launcher], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:

@@ -11,8 +11,8 @@ import pytest
 from pydantic import ValidationError
 from service_testing import ADMIN_TOKEN, WARM, LiveServer, encode, photo
 
-from service import contract
-from service.settings import ADMIN_TOKEN_MIN_CHARS, Settings
+from colorizer_core import contract
+from colorizer_service.settings import ADMIN_TOKEN_MIN_CHARS, Settings
 
 ABSOLUTE_PATH = re.compile(r'"(/|[A-Za-z]:\\\\)[^"]*"')  # a JSON string that is an absolute path
 

@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 from service_testing import encode
 
-from service import contract
-from service.hints import MAX_HINTS, Hint
-from service.pipeline import hint_map
+from colorizer_core import contract
+from colorizer_core.hints import MAX_HINTS, Hint
+from colorizer_core.imaging import hint_map
 
 GREEN, RED, BLUE = "#00c000", "#d00000", "#0000d0"
 

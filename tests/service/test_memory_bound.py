@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from service_testing import encode
 
-from service.settings import BYTES_PER_MB
+from colorizer_service.settings import BYTES_PER_MB
 
 SIDE = 4000  # each upload is a 23 KB PNG of SIDE x SIDE flat gray: the attack
 BUDGET_MB = 1100  # two such photos at a time (each is budgeted at its worst case, ~490 MiB)

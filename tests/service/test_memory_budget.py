@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 from service_testing import block_worker, encode, metric_samples, wait_for
 
-from service.budget import MemoryBudget, NeverFits, OverBudget, photo_cost
-from service.settings import BYTES_PER_MB
+from colorizer_service.budget import MemoryBudget, NeverFits, OverBudget, photo_cost
+from colorizer_service.settings import BYTES_PER_MB
 
 PHOTO = (200, 200)  # fits the small budget below once, not twice
 SMALL_BUDGET_MB = 1.5 * photo_cost(PHOTO[0] * PHOTO[1], 32) / BYTES_PER_MB

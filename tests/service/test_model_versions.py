@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 from service_testing import COOL, wait_for
 
-from service import contract
+from colorizer_core import contract
 
 TOO_BRIGHT = (2.0, 2.0, 2.0)  # a model whose colours leave [0, 1]: loads fine, fails the probe
 

@@ -20,8 +20,8 @@ from service_testing import (
     server_settings,
 )
 
-from service import contract
-from service.batching import BatchingQueue
+from colorizer_core import contract
+from colorizer_service.batching import BatchingQueue
 
 
 def test_healthz_says_alive(client: httpx.Client) -> None:

@@ -14,9 +14,9 @@ import numpy as np
 from PIL import Image
 from service_testing import COOL, LiveServer, block_worker, encode, photo
 
-from service import contract
-from service.api.routes.colorize import VERSION_HEADER
-from service.batching import BatchingQueue
+from colorizer_core import contract
+from colorizer_service.api.routes.colorize import VERSION_HEADER
+from colorizer_service.batching import BatchingQueue
 
 WAIT_S = 120.0
 

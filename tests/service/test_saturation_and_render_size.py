@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from service_testing import MODEL_SIZE, encode, photo
 
-from service.settings import Settings
+from colorizer_service.settings import Settings
 
 HINT = json.dumps([{"x": 64, "y": 64, "color": "#00c000"}])  # the middle of a 128x128 photo
 

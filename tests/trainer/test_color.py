@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 from skimage.color import rgb2lab
 
-from trainer import color
+from colorizer_trainer import color
 
 
 def _random_rgb(shape=(2, 5, 7, 3)) -> np.ndarray:

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from service import contract
-from trainer import data
-from trainer.hints_curve import hints_from_truth
+from colorizer_core import contract
+from colorizer_trainer import data
+from colorizer_trainer.hints_curve import hints_from_truth
 
 from conftest import write_tiny_dataset
 

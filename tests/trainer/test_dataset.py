@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from trainer.dataset.build import (
+from colorizer_trainer.dataset.build import (
     MANIFEST_NAME,
     PHOTOS_COLLECTION_PATTERN,
     PHOTOS_SOURCE_PATTERN,
@@ -39,8 +39,8 @@ from trainer.dataset.build import (
     source_group,
     to_rgb,
 )
-from trainer.dataset.cli import app
-from trainer.dataset.scrape import ScrapeError, ScrapeOptions, scrape
+from colorizer_trainer.dataset.cli import app
+from colorizer_trainer.dataset.scrape import ScrapeError, ScrapeOptions, scrape
 
 SIZE = 16  # output side; small keeps the builds quick
 TEST_PER_CATEGORY = 2

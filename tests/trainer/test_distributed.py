@@ -16,9 +16,9 @@ import tensorflow as tf
 from conftest import write_tiny_dataset
 from ports import free_port
 
-from service.model import load_model
-from trainer import data, distribution
-from trainer.config import TrainConfig
+from colorizer_core.inference import load_model
+from colorizer_trainer import data, distribution
+from colorizer_trainer.config import TrainConfig
 
 GLOBAL_BATCH = 4  # 2 per replica, 2 replicas
 STEPS_PER_EPOCH = 2  # 8 training photos
@@ -30,7 +30,7 @@ devices = int(sys.argv.pop(1))
 if devices > 1:
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * devices)
-from trainer.cli import main
+from colorizer_trainer.cli import main
 main()
 """
 CHECKPOINT_WAIT_S = 300

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from trainer import metrics
-from trainer.evaluate import (
+from colorizer_trainer import image_quality
+from colorizer_trainer.evaluate import (
     GRID_ROWS,
     evaluate,
     find_pairs,
@@ -19,8 +19,8 @@ from trainer.evaluate import (
     gray_as_rgb,
     score,
 )
-from trainer.cli import app
-from trainer.samples import GAP, LABEL_HEIGHT
+from colorizer_trainer.cli import app
+from colorizer_trainer.samples import GAP, LABEL_HEIGHT
 
 SIDE = 32
 SEPIA = (1.0, 0.8, 0.6)
@@ -66,7 +66,7 @@ def test_a_perfect_prediction_of_gray_truth_scores_perfectly(
 ) -> None:
     result = evaluate(tiny_model_dir(), gray_data)
     assert result["images"] == 3
-    assert result["psnr"] == metrics.PSNR_CAP_DB
+    assert result["psnr"] == image_quality.PSNR_CAP_DB
     assert result["ssim"] == pytest.approx(1.0)
     assert result["ciede2000"] == pytest.approx(0.0, abs=1e-9)
     assert result["palette_js"] == pytest.approx(0.0, abs=1e-12)
@@ -81,7 +81,7 @@ def test_gray_baseline_has_no_colour_and_a_different_palette(colour_data: Path) 
     assert result["truth_colorfulness"] > 10
     assert 0.3 < result["palette_js"] <= 1.0
     assert result["ciede2000"] > 1.0
-    assert 0 < result["psnr"] < metrics.PSNR_CAP_DB
+    assert 0 < result["psnr"] < image_quality.PSNR_CAP_DB
 
 
 def test_a_model_that_adds_no_colour_scores_exactly_like_the_gray_baseline(

@@ -17,14 +17,14 @@ from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import saved_model_pb2
 from typer.testing import CliRunner
 
-from service import contract
-from trainer.cli import app
-from trainer.config import TrainConfig
-from trainer.dataset.build import dataset_fingerprint
-from trainer.export import STALE_STAGING_S, export_model, remove_stale_staging
-from trainer.train import prepare_run
-from trainer import color
-from trainer.workflow import CHROMA_GAINS, TEMPERATURES, choose_decoding, export_run, train_and_export
+from colorizer_core import contract
+from colorizer_trainer.cli import app
+from colorizer_trainer.config import TrainConfig
+from colorizer_trainer.dataset.build import dataset_fingerprint
+from colorizer_trainer.export import STALE_STAGING_S, export_model, remove_stale_staging
+from colorizer_trainer.train import prepare_run
+from colorizer_trainer import color
+from colorizer_trainer.runs import CHROMA_GAINS, TEMPERATURES, choose_decoding, export_run, train_and_export
 
 
 def _train(dataset: Path, tmp_path: Path, arch: str, **overrides) -> Path:

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from trainer.cli import app
-from trainer.hints_curve import GRID_HINTS, GRID_LABELS, hints_curve
+from colorizer_trainer.cli import app
+from colorizer_trainer.hints_curve import GRID_HINTS, GRID_LABELS, hints_curve
 
 from conftest import write_tiny_dataset
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from trainer import color, losses
+from colorizer_trainer import color, losses
 
 BATCH = 2
 

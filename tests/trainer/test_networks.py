@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trainer import color, networks
-from trainer.flops import count_flops
+from colorizer_trainer import color, networks
+from colorizer_trainer.flops import count_flops
 
 OUR_GFLOPS_BUDGET = 6.0
 

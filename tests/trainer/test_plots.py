@@ -7,8 +7,8 @@ from pathlib import Path
 from PIL import Image
 from typer.testing import CliRunner
 
-from trainer.cli import app
-from trainer.train import VALIDATION_FILE
+from colorizer_trainer.cli import app
+from colorizer_trainer.train import VALIDATION_FILE
 
 
 def _run_with_validation(root: Path, name: str, delta_e: list[float]) -> Path:

@@ -16,10 +16,10 @@ import pytest
 import tensorflow as tf
 from typer.testing import CliRunner
 
-from trainer.cli import app
-from trainer.config import TrainConfig
-from trainer.data import UnreadableImage
-from trainer.train import ConfigMismatch, CorruptCheckpoint, TrainingDiverged, prepare_run
+from colorizer_trainer.cli import app
+from colorizer_trainer.config import TrainConfig
+from colorizer_trainer.data import UnreadableImage
+from colorizer_trainer.train import ConfigMismatch, CorruptCheckpoint, TrainingDiverged, prepare_run
 
 STEPS_PER_EPOCH = 2  # the tiny dataset's 4 training photos in batches of 2
 
@@ -58,7 +58,7 @@ def test_no_adversarial_weight_trains_no_discriminator(tiny_dataset, tmp_path):
 
 
 def _one_batch(trainer):
-    from trainer import data
+    from colorizer_trainer import data
 
     files = data.EpochSampler(trainer.config.data, crops_per_photo=1, seed=0).epoch_files(0)
     return data.training_batches(files, batch_size=2, seed=(0, 0), flips=True, crop=64, hints=True)

@@ -32,7 +32,7 @@ from typing import Literal
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from tqdm import tqdm
 
-from service.pipeline import to_grayscale
+from colorizer_core.imaging import to_grayscale
 
 Fit = Literal["stretch", "crop"]
 Split = Literal["train", "val", "test"]
@@ -51,7 +51,7 @@ PHOTOS_COLLECTION_PATTERN = r"^([a-z]+)"
 # at most 256 colours makes a poor colour target. MPO is how PIL names some cameras' JPEGs.
 ALLOWED_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 ALLOWED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "BMP", "WEBP"})
-RESAMPLE = Image.Resampling.BICUBIC  # the filter service.pipeline.model_input uses
+RESAMPLE = Image.Resampling.BICUBIC  # the filter colorizer_core.imaging.model_input uses
 NAME_HEX_DIGITS = 16  # 64 random bits: collisions are checked anyway
 OUTPUT_SUFFIX = ".png"  # lossless, so each x is exactly its y's convert("L")
 PNG_COMPRESS_LEVEL = 1  # photos barely compress: level 6 gives the same size, 4x slower

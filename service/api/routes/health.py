@@ -6,8 +6,8 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from service.api.deps import LiveModelDep, MetricsDep, QueueDep
-from service.api.errors import ApiError, error_responses
+from colorizer_service.api.deps import LiveModelDep, MetricsDep, QueueDep
+from colorizer_service.api.errors import ApiError, error_responses
 
 router = APIRouter(tags=["operations"])
 

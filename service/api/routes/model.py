@@ -8,10 +8,10 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from service.api.deps import LiveModelDep
-from service.api.errors import error_responses
-from service.api.security import AdminIfConfigured, AdminOnly
-from service.live_model import SkippedVersion
+from colorizer_service.api.deps import LiveModelDep
+from colorizer_service.api.errors import error_responses
+from colorizer_service.api.security import AdminIfConfigured, AdminOnly
+from colorizer_service.live_model import SkippedVersion
 
 router = APIRouter(prefix="/v1/model", tags=["model"])
 

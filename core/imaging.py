@@ -19,8 +19,8 @@ import numpy as np
 from isal import isal_zlib
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from service import contract
-from service.hints import Hint
+from colorizer_core import contract
+from colorizer_core.hints import Hint
 
 # ITU-R BT.601, the luma PIL's convert("L") and YCbCr use: Y = 0.299 R + 0.587 G + 0.114 B.
 # RGB from (Y, Cb, Cr) with Cb, Cr centred on zero:

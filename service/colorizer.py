@@ -18,13 +18,13 @@ import anyio
 import numpy as np
 from PIL import Image
 
-from service import pipeline
-from service.batching import BatchingQueue, InferenceFailed, QueueClosed, QueueFull
-from service.budget import Claim, NeverFits, OverBudget, photo_cost
-from service.hints import Hint
-from service.live_model import LiveModel, ModelNotReady
-from service.model import LoadedModel
-from service.pipeline import ColorizeOptions
+from colorizer_core import imaging
+from colorizer_service.batching import BatchingQueue, InferenceFailed, QueueClosed, QueueFull
+from colorizer_service.budget import Claim, NeverFits, OverBudget, photo_cost
+from colorizer_core.hints import Hint
+from colorizer_service.live_model import LiveModel, ModelNotReady
+from colorizer_core.inference import LoadedModel
+from colorizer_core.imaging import ColorizeOptions
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class Colorizer:
         max_pixels: int,
         max_render_size: int,
         codec_threads: int = 1,
-        png_compress_level: int = pipeline.DEFAULT_PNG_COMPRESS_LEVEL,
+        png_compress_level: int = imaging.DEFAULT_PNG_COMPRESS_LEVEL,
     ) -> None:
         self.live_model = live_model
         self.queue = queue
@@ -107,7 +107,7 @@ class Colorizer:
             )
         finally:
             share.settle(len(content))  # the answer's bytes stay held until it is sent
-        return Colorized(content, pipeline.MEDIA_TYPES[fmt], model.version, notes)
+        return Colorized(content, imaging.MEDIA_TYPES[fmt], model.version, notes)
 
     async def colorize_many(
         self, uploads: Sequence[Upload], fmt: str, claim: Claim, options: ColorizeOptions = ColorizeOptions()
@@ -128,7 +128,7 @@ class Colorizer:
                     return await self.colorize(upload.data, fmt, claim, options)
                 except CAPACITY_ERRORS:
                     raise
-                except (pipeline.BadImage, pipeline.BadOptions) as error:
+                except (imaging.BadImage, imaging.BadOptions) as error:
                     return FileError(error.kind, error.message)
                 except NeverFits as error:
                     return FileError("too_large_for_memory", str(error))
@@ -151,16 +151,16 @@ class Colorizer:
         self, data: bytes, size: int, hints: tuple[Hint, ...] | None
     ) -> tuple[Image.Image, tuple[np.ndarray, ...], tuple[str, ...]]:
         """The photo, the model's inputs for it (gray; hint map when ``hints`` is not None), and notes."""
-        gray = pipeline.decode_image(data, max_pixels=self.max_pixels)
+        gray = imaging.decode_image(data, max_pixels=self.max_pixels)
         notes = (FIRST_FRAME_NOTE,) if _is_animated(data) else ()
-        inputs = (pipeline.model_input(gray, size),)
+        inputs = (imaging.model_input(gray, size),)
         if hints is not None:
-            inputs += (pipeline.hint_map(hints, gray.size, size),)
+            inputs += (imaging.hint_map(hints, gray.size, size),)
         return gray, inputs, notes
 
     def _finish(self, gray: Image.Image, rgb: np.ndarray, fmt: str, saturation: float) -> bytes:
-        colour = pipeline.apply_chroma(gray, rgb, saturation)
-        return pipeline.encode_image(colour, fmt, png_compress_level=self.png_compress_level)
+        colour = imaging.apply_chroma(gray, rgb, saturation)
+        return imaging.encode_image(colour, fmt, png_compress_level=self.png_compress_level)
 
 
 def _hints_for(model: LoadedModel, hints: tuple[Hint, ...]) -> tuple[Hint, ...] | None:
@@ -171,7 +171,7 @@ def _hints_for(model: LoadedModel, hints: tuple[Hint, ...]) -> tuple[Hint, ...] 
     if model.takes_hints:
         return hints
     if hints:
-        raise pipeline.BadOptions(
+        raise imaging.BadOptions(
             "hints_unsupported",
             f"Model version {model.version} takes no colour hints; send the photo without them.",
         )

@@ -8,11 +8,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from trainer.config import TrainConfig
-from trainer.dataset.build import dataset_fingerprint
-from trainer.export import export_model
-from trainer import data
-from trainer.train import VALIDATION_PHOTO_CROPS, GANTrainer, TrainResult, configure_runtime, prepare_run
+from colorizer_trainer.config import TrainConfig
+from colorizer_trainer.dataset.build import dataset_fingerprint
+from colorizer_trainer.export import export_model
+from colorizer_trainer import data
+from colorizer_trainer.train import VALIDATION_PHOTO_CROPS, GANTrainer, TrainResult, configure_runtime, prepare_run
 
 PATH_OPTIONS = ("data", "run_dir", "models_dir")
 
@@ -49,7 +49,7 @@ def choose_decoding(run_dir: Path) -> tuple[dict[str, float], dict[str, dict]]:
     Returns the most colourful decoding whose ΔE2000 stays below the gray input's (colour right more
     often than wrong; the lowest-ΔE one if none does), and every decoding's metrics, gray's included.
     """
-    from trainer.evaluate import gray_as_rgb, in_memory_colorizer, score
+    from colorizer_trainer.evaluate import gray_as_rgb, in_memory_colorizer, score
 
     trainer = _restored(run_dir)
     architecture, data_dir = trainer.architecture, trainer.config.data
@@ -90,7 +90,7 @@ def _export(trainer: GANTrainer, result: TrainResult, *, evaluate: bool) -> Path
     evaluator = None
     holdout = data.holdout_split(config.data)
     if evaluate and (config.data / f"{holdout}_x").is_dir():
-        from trainer.evaluate import evaluate as evaluate_model
+        from colorizer_trainer.evaluate import evaluate as evaluate_model
 
         evaluator = partial(evaluate_model, data_dir=config.data, split=holdout, per_photo=VALIDATION_PHOTO_CROPS)
     decoding = trainer.architecture.decoding()

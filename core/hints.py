@@ -2,7 +2,7 @@
 
 One typed definition for everything that takes hints: the ``hints`` form field of ``POST /colorize``
 (a JSON array), the ``colorize --hint X,Y,#RRGGBB`` flag and the page. Where a hint lands in the
-model's input is ``service.pipeline.hint_map``; whether it is inside the photo is known only once
+model's input is ``colorizer_core.imaging.hint_map``; whether it is inside the photo is known only once
 the photo is decoded, so that is checked there.
 """
 

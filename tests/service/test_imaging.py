@@ -1,4 +1,4 @@
-"""The pipeline's own steps, called directly: the colour merge and the encoders."""
+"""Image processing (colorizer_core.imaging) called directly: the colour merge and the encoders."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 from service_testing import photo
 
-from service import pipeline
-from service.pipeline import DEFAULT_PNG_COMPRESS_LEVEL, apply_chroma, encode_image, encode_png, model_input
-from service.settings import Settings
+from colorizer_core import imaging
+from colorizer_core.imaging import DEFAULT_PNG_COMPRESS_LEVEL, apply_chroma, encode_image, encode_png, model_input
+from colorizer_service.settings import Settings
 
 
 def decoded(data: bytes) -> np.ndarray:
@@ -88,7 +88,7 @@ def test_chroma_merge_in_strips_gives_the_same_pixels(monkeypatch: pytest.Monkey
     rng = np.random.default_rng(7)
     gray = Image.fromarray(rng.integers(0, 256, (101, 64), dtype=np.uint8), "L")  # (H, W)
     rgb = rng.random((32, 32, 3), dtype=np.float32)
-    monkeypatch.setattr(pipeline, "CHROMA_STRIP_PIXELS", 64 * 10)  # strips of 10 rows, the last one short
+    monkeypatch.setattr(imaging, "CHROMA_STRIP_PIXELS", 64 * 10)  # strips of 10 rows, the last one short
     assert np.array_equal(np.asarray(apply_chroma(gray, rgb, 1.5)), reference_chroma(gray, rgb, 1.5))
 
 

@@ -14,8 +14,8 @@ from typing import get_args
 import keras
 import tensorflow as tf
 
-from trainer import color, losses, networks
-from trainer.config import Arch
+from colorizer_trainer import color, losses, networks
+from colorizer_trainer.config import Arch
 
 DEFAULT_TEMPERATURE = 0.38  # Zhang et al. 2016's annealed mean; chosen again on validation at export
 CLASS_HEAD_STRIDE = 4  # the classes head predicts at 1/4 resolution

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from service import contract
-from service.pipeline import MIN_RENDER_SIZE, BadOptions
+from colorizer_core import contract
+from colorizer_core.imaging import MIN_RENDER_SIZE, BadOptions
 
 PROBE_BATCH = 2  # more than one row, so a model that mixes up its batch axis fails the probe
 # How far outside [0, 1] a probe's output may stray (float rounding in the model's last layer).

@@ -1,0 +1,23 @@
+"""Which packages to install: each top-level folder installs under the project's name.
+
+The folders keep short names; the installed names (colorizer_core, colorizer_service,
+colorizer_trainer) cannot collide with other packages called `service` or `trainer`. An image that
+copies only some folders (the service's leaves trainer/ out) installs only those.
+"""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+INSTALLED_NAMES = {"core": "colorizer_core", "service": "colorizer_service", "trainer": "colorizer_trainer"}
+
+root = Path(__file__).parent
+present = {folder: name for folder, name in INSTALLED_NAMES.items() if (root / folder / "__init__.py").is_file()}
+setup(
+    package_dir={name: folder for folder, name in present.items()},
+    packages=[
+        f"{name}{'.' + sub if sub else ''}"
+        for folder, name in present.items()
+        for sub in ["", *find_packages(folder)]
+    ],
+)
