@@ -69,8 +69,9 @@ class TrainConfig:
         known = {field.name for field in fields(cls)}
         return cls(**{key: value for key, value in saved.items() if key in known})
 
-    # What may change between a run and its resumption without changing the model being trained.
-    RESUMABLE_CHANGES = frozenset({"epochs", "time_budget_min", "threads", "sample_every", "checkpoint_every_min", "models_dir", "validate_every_min", "strategy"})
+    # What may change between a run and its resumption: how long and where it runs, and the learning
+    # rate (a lower one continues a run that diverged or stopped improving on validation).
+    RESUMABLE_CHANGES = frozenset({"epochs", "time_budget_min", "threads", "sample_every", "checkpoint_every_min", "models_dir", "validate_every_min", "strategy", "lr"})
 
     def differences(self, other: TrainConfig) -> list[str]:
         mine, theirs = self.to_json(), other.to_json()

@@ -89,7 +89,7 @@ class GANTrainer:
         self.strategy = strategy or distribution.choose_strategy(config.strategy)
         self.is_chief = distribution.is_chief(self.strategy)
         self.global_batch_size = config.batch_size * self.strategy.num_replicas_in_sync
-        lr = config.lr if config.lr is not None else self.architecture.default_lr
+        self.lr = lr = config.lr if config.lr is not None else self.architecture.default_lr
         with self.strategy.scope():
             self.generator = self.architecture.build_generator()
             self.discriminator = self.architecture.build_discriminator()
@@ -235,6 +235,7 @@ class GANTrainer:
                 unreadable.append(path)
                 tqdm.write(f"warning: {path} cannot be read ({type(error).__name__}); trying the checkpoint before it")
                 continue
+            self._set_learning_rate(self.lr)  # the checkpoint holds the rate it was saved with
             tqdm.write(
                 f"resumed from {path}: epoch {int(self.epoch) + 1}, "
                 f"{int(self.step_in_epoch)} steps into it, {float(self.cpu_seconds) / 60:.1f} CPU-minutes so far"
@@ -246,6 +247,11 @@ class GANTrainer:
                 "move them away to start over."
             )
         return False
+
+    def _set_learning_rate(self, lr: float) -> None:
+        for optimizer in (self.generator_optimizer, getattr(self, "discriminator_optimizer", None)):
+            if optimizer is not None:
+                optimizer.learning_rate.assign(lr)
 
     def check_global_batch(self) -> None:
         """Step counts are in global batches: a run resumes only with the global batch it began with."""

@@ -134,6 +134,18 @@ def test_the_cpu_time_budget_stops_training_and_is_counted_across_resumes(tiny_d
     assert again.stopped_by_budget and again.steps == 1  # the budget was already spent
 
 
+@pytest.mark.parametrize("arch", ["unet", "seed"])
+def test_a_run_resumes_with_a_lower_learning_rate(arch, tiny_dataset, tmp_path):
+    prepare_run(_config(tiny_dataset, tmp_path / "run", arch=arch, lr=1e-3)).fit()
+
+    resumed = prepare_run(_config(tiny_dataset, tmp_path / "run", arch=arch, lr=1e-4, epochs=2))
+
+    assert int(resumed.epoch) == 1
+    optimizers = [resumed.generator_optimizer, getattr(resumed, "discriminator_optimizer", None)]
+    for optimizer in filter(None, optimizers):
+        assert float(optimizer.learning_rate) == pytest.approx(1e-4)
+
+
 def test_a_run_folder_refuses_a_different_configuration(tiny_dataset, tmp_path):
     prepare_run(_config(tiny_dataset, tmp_path / "run"))
 
