@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from colorizer_service.app import create_app
 from colorizer_service.batching import BatchingQueue
 from colorizer_service.settings import Settings
 from tiny_models import make_model_dir
+from waiting import wait_until
 
 # Each served model multiplies gray by a tint, so a test can tell which model answered.
 WARM = (1.0, 0.8, 0.6)  # red > green > blue
@@ -87,13 +87,9 @@ def live_server(settings: Settings, model_root: Path, *, wait_until_ready: bool 
         listener.close()
 
 
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    """Poll ``condition`` until it holds (``TimeoutError`` after ``READY_TIMEOUT_S``)."""
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"Gave up waiting for {what}")
-        time.sleep(0.05)
+def wait_for(condition: Callable[[], object], what: str) -> None:
+    """``wait_until`` with the service tests' timeout, ``READY_TIMEOUT_S``."""
+    wait_until(condition, what, READY_TIMEOUT_S)
 
 
 def server_settings(model_root: Path, **overrides: Any) -> Settings:

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -16,6 +15,7 @@ import pytest
 from PIL import Image
 from ports import free_port
 from service_testing import LiveServer, encode, photo
+from waiting import wait_until
 
 from colorizer_service.cli import colorize
 
@@ -131,6 +131,15 @@ def test_offline_colorize_skips_a_photo_that_a_hint_falls_outside(hints_server: 
     assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["large.png"]
 
 
+def is_ready(process: subprocess.Popen, port: int) -> bool:
+    """Whether the service on ``port`` says it is ready; fails the test if its process has exited."""
+    assert process.poll() is None, process.stderr.read().decode(errors="replace")
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200
+    except httpx.TransportError:  # not listening yet
+        return False
+
+
 @pytest.mark.parametrize("launcher", ["colorize-serve", "uvicorn"])
 def test_service_starts_from_the_command_line_and_gets_ready(server: LiveServer, launcher: str) -> None:
     port = free_port()
@@ -141,16 +150,7 @@ def test_service_starts_from_the_command_line_and_gets_ready(server: LiveServer,
     }
     process = subprocess.Popen(commands[launcher], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while True:
-            assert process.poll() is None, process.stderr.read().decode(errors="replace")
-            assert time.monotonic() < deadline, "the service never became ready"
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
+        wait_until(lambda: is_ready(process, port), "the service to become ready", STARTUP_TIMEOUT_S)
         upload = {"file": ("p.png", encode(photo()), "image/png")}
         assert httpx.post(f"http://127.0.0.1:{port}/colorize", files=upload).status_code == 200
     finally:

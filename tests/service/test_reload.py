@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 from PIL import Image
-from service_testing import COOL, LiveServer, block_worker, encode, photo
+from service_testing import COOL, LiveServer, block_worker, encode, photo, wait_for
 
 from colorizer_core import contract
 from colorizer_service.api.routes.colorize import VERSION_HEADER
@@ -61,7 +60,7 @@ def test_request_in_flight_during_a_reload_finishes_on_the_old_model(start_serve
         blocker = block_worker(queue)
         with ThreadPoolExecutor(max_workers=1) as pool, live.client() as other_client:
             in_flight = pool.submit(colorize, other_client)
-            wait_until(lambda: queue.depth == 1, "the request to reach the queue")
+            wait_for(lambda: queue.depth == 1, "the request to reach the queue")
             live.write_version(2, COOL)
             assert client.post("/v1/model/reload").json()["version"] == 2
             blocker.release.set()
@@ -95,19 +94,12 @@ def test_service_without_a_model_is_not_ready_until_one_is_loaded(start_server: 
         assert client.get("/readyz").status_code == 200
 
 
-def wait_until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not condition():
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        time.sleep(0.05)
-
-
 def test_watch_picks_up_a_new_version_and_survives_a_broken_one(start_server: Callable) -> None:
     with start_server(reload_interval_s=0.1) as live, live.admin_client() as client:
         live.write_version(2, COOL)
-        wait_until(lambda: client.get("/v1/model").json()["version"] == 2, "version 2 to be served")
+        wait_for(lambda: client.get("/v1/model").json()["version"] == 2, "version 2 to be served")
         assert colorize(client) == ("2", "cool")
 
         write_broken_version(live, 3)
-        wait_until(lambda: client.get("/v1/model").json()["skipped"] != [], "version 3 to be tried")
+        wait_for(lambda: client.get("/v1/model").json()["skipped"] != [], "version 3 to be tried")
         assert colorize(client) == ("2", "cool")

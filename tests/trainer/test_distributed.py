@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ import pytest
 import tensorflow as tf
 from conftest import write_tiny_dataset
 from ports import free_port
+from waiting import wait_until
 
 from colorizer_core.inference import load_model
 from colorizer_trainer import data, distribution
@@ -55,9 +55,14 @@ def _train(dataset: Path, root: Path, *, epochs: int, devices: int = 1, strategy
 
 def _wait_for_checkpoint(root: Path, processes: list[subprocess.Popen]) -> int:
     index = root / "run" / "checkpoints" / "checkpoint"
-    deadline = time.monotonic() + CHECKPOINT_WAIT_S
-    while not index.exists() and all(p.poll() is None for p in processes) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    try:
+        wait_until(
+            lambda: index.exists() or any(p.poll() is not None for p in processes), "a checkpoint", CHECKPOINT_WAIT_S
+        )
+    except TimeoutError:
+        for process in processes:
+            process.kill()
+        raise
     assert index.exists(), "no checkpoint was written: " + "".join(p.communicate()[1][-2000:] for p in processes)
     return int(tf.train.latest_checkpoint(str(root / "run" / "checkpoints")).rsplit("-", 1)[1])
 

@@ -8,13 +8,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from typer.testing import CliRunner
+from waiting import wait_until
 
 from colorizer_trainer.cli import app
 from colorizer_trainer.config import TrainConfig
@@ -91,11 +91,11 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tiny_dataset, tmp_path):
     ]  # fmt: skip
     first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     checkpoint_index = run_dir / "checkpoints" / "checkpoint"
-    deadline = time.monotonic() + 300
-    while not checkpoint_index.exists() and first.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    os.kill(first.pid, signal.SIGKILL)
-    first.wait()
+    try:
+        wait_until(lambda: checkpoint_index.exists() or first.poll() is not None, "a checkpoint", timeout_s=300)
+    finally:
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait()
     assert checkpoint_index.exists(), "the first run never wrote a checkpoint"
     saved_step = int(tf.train.latest_checkpoint(str(run_dir / "checkpoints")).rsplit("-", 1)[1])
     assert saved_step < 40 * STEPS_PER_EPOCH, "the run finished before it could be killed"
