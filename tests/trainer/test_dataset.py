@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from photo_folders import write_photos
 from typer.testing import CliRunner
 
 from colorizer_trainer.dataset.build import (
@@ -101,16 +102,21 @@ def dirty_bytes(name: str) -> bytes:
     }[name]()
 
 
+def source_crops(prefix: str, sources: int, crops: int, first_seed: int) -> dict[str, Image.Image]:
+    """RAW's files ``<prefix><source>_<crop>.jpg`` (crops of each source photo), each a photo of its own."""
+    return {
+        f"{prefix}{source}_{crop:03d}.jpg": photo(first_seed + 10 * source + crop)
+        for source in range(sources)
+        for crop in range(crops)
+    }
+
+
 @pytest.fixture
 def raw(tmp_path: Path) -> Path:
     """RAW/<category>/: crops of a few source photos per category, plus dirty files in beach."""
     root = tmp_path / "raw"
     for index, (category, sources) in enumerate(SOURCES.items()):
-        (root / category).mkdir(parents=True)
-        for source in range(sources):
-            for crop in range(CROPS):
-                seed = 1000 * index + 10 * source + crop
-                photo(seed).save(root / category / f"{category}{source}_{crop:03d}.jpg")
+        write_photos(root / category, source_crops(category, sources, CROPS, first_seed=1000 * index))
     for name in DIRTY:
         (root / "beach" / name).write_bytes(dirty_bytes(name))
     return root
@@ -428,11 +434,8 @@ def test_build_group_by_source_keeps_each_source_on_one_side(raw: Path, tmp_path
 def collections_raw(root: Path) -> Path:
     """RAW with photos of six collections (`lake`, `park`, ...), two source photos each, two crops each."""
     for index, collection in enumerate(("lake", "park", "road", "snow", "farm", "town")):
-        folder = root / ("nature" if index % 2 else "places")
-        folder.mkdir(parents=True, exist_ok=True)
-        for source in range(2):
-            for crop in range(2):
-                photo(100 * index + 10 * source + crop).save(folder / f"{collection}{source}_{crop:03d}.jpg")
+        category = "nature" if index % 2 else "places"
+        write_photos(root / category, source_crops(collection, sources=2, crops=2, first_seed=100 * index))
     return root
 
 
@@ -543,8 +546,7 @@ def make_refused_case(case: str, tmp_path: Path, raw: Path) -> tuple[Path, Path]
         (tmp_path / "empty").mkdir()
         return tmp_path / "empty", out
     if case == "no categories":
-        (tmp_path / "flat").mkdir()
-        photo(0).save(tmp_path / "flat" / "a.jpg")
+        write_photos(tmp_path / "flat", {"a.jpg": photo(0)})
         return tmp_path / "flat", out
     if case == "empty categories":
         (tmp_path / "hollow" / "beach").mkdir(parents=True)
