@@ -19,7 +19,7 @@ from waiting import wait_until
 
 from colorizer_service.cli import colorize
 
-STARTUP_TIMEOUT_S = 120.0
+STARTUP_TIMEOUT_S = 300.0  # a probe and a warm-up on a loaded 2-core machine
 
 
 def run_colorize(*args: str | Path) -> int:
