@@ -203,7 +203,7 @@ def simulate_hints(colour: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     """Hints ``(H, W, 4)`` a user might have given for this photo (Zhang et al. 2017).
 
     Often none; otherwise a geometric number of points at random places, each painted as a
-    ``HINT_PATCH`` square of the true mean colour of that square, as service/contract.py paints clicks.
+    ``HINT_PATCH`` square of the true mean colour of that square, as core/contract.py paints clicks.
     """
     height, width = tf.shape(colour)[0], tf.shape(colour)[1]
     draw = tf.random.stateless_uniform([2], seed)

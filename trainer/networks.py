@@ -77,7 +77,7 @@ class UNetConfig:
         (Iizuka et al. 2016), so colour is decided with the whole scene in view, not patch by patch.
     head: ``classes``: a distribution over quantized (a, b) bins at 1/4 resolution (Zhang et al.
         2016), decoded by an annealed mean; ``regression``: chroma itself at 1/2 resolution.
-    hints: take a second input of user colour hints (Zhang et al. 2017; see service/contract.py).
+    hints: take a second input of user colour hints (Zhang et al. 2017; see core/contract.py).
     """
 
     widths: tuple[int, int, int, int] = (16, 32, 64, 128)
