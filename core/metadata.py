@@ -67,7 +67,9 @@ class ModelMetadata(BaseModel):
     # Where it came from.
     arch: str | None = Field(None, description="The architecture it was trained as (colorize-train --arch).")
     created: AwareDatetime | None = None
-    dataset_fingerprint: str | None = Field(None, description="SHA-256 of the training dataset's manifest.")
+    dataset_fingerprint: str | None = Field(
+        None, description="SHA-256 over the names and contents of every file of the dataset it trained on."
+    )
     epochs: NonNegativeInt | None = None
     steps: NonNegativeInt | None = None
     cpu_minutes: NonNegativeFloat | None = Field(None, description="Process CPU time the training took.")
