@@ -2,7 +2,7 @@
 
 Layout is TensorFlow Serving's: ``<root>/<integer version>/`` holds a SavedModel whose
 ``serving_default`` signature maps ``gray`` float32 ``(B, H, W, 1)`` in [0, 1] to ``rgb`` float32
-``(B, H, W, 3)`` in [0, 1], with ``colorizer.json`` beside ``saved_model.pb``.
+``(B, H, W, 3)`` in [0, 1], with ``colorizer.json`` beside ``saved_model.pb`` (its fields: ``metadata.py``).
 
 Models that take colour hints (``"hints": true`` in ``colorizer.json``) have a second input,
 ``hints`` float32 ``(B, H, W, 4)`` at the same size as ``gray``: channels 0-2 a hint's colour as sRGB
@@ -14,9 +14,7 @@ Models exported before hints existed take ``gray`` alone; they still serve, with
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 SIGNATURE = "serving_default"
 INPUT_KEY = "gray"
@@ -24,7 +22,7 @@ OUTPUT_KEY = "rgb"
 HINTS_KEY = "hints"
 HINT_CHANNELS = 4  # sRGB colour + mask
 HINT_PATCH = 5  # side, in model-input pixels, of the square each hint is painted as
-METADATA_FILE = "colorizer.json"
+METADATA_FILE = "colorizer.json"  # read and written by metadata.ModelMetadata
 SAVED_MODEL_FILE = "saved_model.pb"
 VARIABLES_INDEX_FILE = "variables/variables.index"
 # What a version folder holds once its copy is complete (an export renames it into place whole,
@@ -85,7 +83,3 @@ def version_of(version_dir: Path) -> int:
 def missing_files(version_dir: Path) -> list[str]:
     """The ``REQUIRED_FILES`` that ``version_dir`` does not hold (yet)."""
     return [name for name in REQUIRED_FILES if not (version_dir / name).is_file()]
-
-
-def read_metadata(version_dir: Path) -> dict[str, Any]:
-    return json.loads((version_dir / METADATA_FILE).read_text())

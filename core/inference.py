@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from colorizer_core import contract
 from colorizer_core.imaging import MIN_RENDER_SIZE, BadOptions
+from colorizer_core.metadata import InvalidMetadata, ModelMetadata
 
 PROBE_BATCH = 2  # more than one row, so a model that mixes up its batch axis fails the probe
 # How far outside [0, 1] a probe's output may stray (float rounding in the model's last layer).
@@ -27,12 +28,26 @@ class LoadedModel:
 
     path: Path
     version: int
-    metadata: dict[str, Any]
-    native_size: int
+    metadata: ModelMetadata
     _signature: Any = field(repr=False)
-    takes_hints: bool = False  # has the contract's second input, ``hints``
-    accepts_other_sizes: bool = False
-    size_multiple: int = 1  # a side other than the native size must be a multiple of this
+
+    @property
+    def native_size(self) -> int:
+        return self.metadata.size
+
+    @property
+    def takes_hints(self) -> bool:
+        """Has the contract's second input, ``hints`` (``load_model`` checked the SavedModel agrees)."""
+        return self.metadata.hints
+
+    @property
+    def accepts_other_sizes(self) -> bool:
+        return self.metadata.accepts_other_sizes
+
+    @property
+    def size_multiple(self) -> int:
+        """A side other than the native size must be a multiple of this."""
+        return self.metadata.size_multiple
 
     def predict(self, gray: np.ndarray, hints: np.ndarray | None = None) -> np.ndarray:
         """RGB for a gray batch; ``hints`` ``(B, S, S, 4)`` only for a model that takes them (default: none)."""
@@ -105,26 +120,13 @@ def load_model(path: Path) -> LoadedModel:
     """
     version_dir = contract.resolve_model_dir(Path(path))
     try:
-        metadata = contract.read_metadata(version_dir)
-        native_size = int(metadata["size"])
-    except (ValueError, KeyError, TypeError) as error:
-        raise UnusableModel(f"{contract.METADATA_FILE} is unreadable or has no integer size ({type(error).__name__})") from None
-    if native_size < 1:
-        raise UnusableModel(f"{contract.METADATA_FILE} says size {native_size}; it must be at least 1")
+        metadata = ModelMetadata.read(version_dir)
+    except InvalidMetadata as error:
+        raise UnusableModel(str(error)) from None
     signatures = tf.saved_model.load(str(version_dir)).signatures
     if contract.SIGNATURE not in signatures:
         raise UnusableModel(f"the SavedModel has no {contract.SIGNATURE!r} signature")
     signature = signatures[contract.SIGNATURE]
-    takes_hints = bool(metadata.get("hints", False))
-    if takes_hints and contract.HINTS_KEY not in signature.structured_input_signature[1]:
+    if metadata.hints and contract.HINTS_KEY not in signature.structured_input_signature[1]:
         raise UnusableModel(f"{contract.METADATA_FILE} says hints, but the SavedModel has no hints input")
-    return LoadedModel(
-        path=version_dir,
-        version=contract.version_of(version_dir),
-        metadata=metadata,
-        native_size=native_size,
-        _signature=signature,
-        takes_hints=takes_hints,
-        accepts_other_sizes=bool(metadata.get("accepts_other_sizes", False)),
-        size_multiple=int(metadata.get("size_multiple", 1)),
-    )
+    return LoadedModel(path=version_dir, version=contract.version_of(version_dir), metadata=metadata, _signature=signature)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -26,6 +25,7 @@ def make_model_dir(
     import tensorflow as tf
 
     from colorizer_core import contract
+    from colorizer_core.metadata import ModelMetadata
 
     side = None if accepts_other_sizes else size
     gray_spec = tf.TensorSpec([None, side, side, 1], tf.float32, name=contract.INPUT_KEY)
@@ -52,18 +52,12 @@ def make_model_dir(
     version_dir = tmp_path / "models" / "colorizer" / str(version)
     module = HintedTintModel() if hints else TintModel()
     tf.saved_model.save(module, str(version_dir), signatures={contract.SIGNATURE: module.serve})
-    metadata = {
-        "format_version": 1,
-        "arch": "tint" if tint else "identity",
-        "size": size,
-        "accepts_other_sizes": accepts_other_sizes,
-        "size_multiple": size_multiple,
-        "hints": hints,
-        "dataset_fingerprint": "test",
-        "epochs": 0,
-        "metrics": {},
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "train": {},
-    }
-    (version_dir / contract.METADATA_FILE).write_text(json.dumps(metadata, indent=2))
+    ModelMetadata(
+        arch="tint" if tint else "identity",
+        size=size,
+        accepts_other_sizes=accepts_other_sizes,
+        size_multiple=size_multiple,
+        hints=hints,
+        created=datetime.now(timezone.utc).replace(microsecond=0),
+    ).write(version_dir)
     return version_dir

@@ -182,7 +182,7 @@ def score(
 def model_colorizer(model_dir: Path) -> tuple[str, Colorize]:
     """Load an exported model; return its name (its arch) and a batch colorize function."""
     model = load_model(Path(model_dir))
-    return model.metadata.get("arch", "model"), partial(
+    return model.metadata.arch or "model", partial(
         colorize_images, predict=model.predict, size=model.native_size
     )
 

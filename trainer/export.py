@@ -1,4 +1,4 @@
-"""Export a trained generator as a SavedModel version folder, per the contract in service/contract.py.
+"""Export a trained generator as a SavedModel version folder, per the contract in core/contract.py.
 
 The version appears whole or not at all: everything is written under a hidden temporary folder
 beside the versions, then renamed into place. Staging folders that a killed export left behind are
@@ -7,7 +7,6 @@ removed by the next export.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
@@ -22,9 +21,9 @@ import keras
 import tensorflow as tf
 
 from colorizer_core import contract
+from colorizer_core.metadata import ModelMetadata, ValidationMetrics
 from colorizer_trainer.gans import Architecture
 
-FORMAT_VERSION = 1
 STAGING_PREFIX = ".export-"
 STALE_STAGING_S = 24 * 3600  # another machine's staging folder untouched this long is abandoned
 
@@ -82,29 +81,29 @@ def export_model(
 ) -> Path:
     """Write ``models_root/<next version>/`` and return it.
 
-    ``evaluate``, if given, is run on the finished SavedModel before it is published, and its
-    metrics are recorded in ``colorizer.json``.
+    ``metadata`` holds the ``colorizer.json`` fields that describe the training (a field the file
+    does not have is refused before anything is written). ``evaluate``, if given, is run on the
+    finished SavedModel before it is published, and its metrics are recorded in ``colorizer.json``.
     """
+    document = ModelMetadata(
+        arch=architecture.name,
+        size=architecture.native_size,
+        accepts_other_sizes=architecture.accepts_other_sizes,
+        size_multiple=architecture.size_multiple,
+        hints=architecture.takes_hints,
+        created=datetime.now(timezone.utc).replace(microsecond=0),
+        **metadata,
+    )
     models_root.mkdir(parents=True, exist_ok=True)
     remove_stale_staging(models_root)
     staging = models_root / f"{STAGING_PREFIX}{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
     try:
         module = ServingModule(float32_copy(generator, architecture), architecture)
         tf.saved_model.save(module, str(staging), signatures={contract.SIGNATURE: module.serve})
-        document = {
-            "format_version": FORMAT_VERSION,
-            "arch": architecture.name,
-            "size": architecture.native_size,
-            "accepts_other_sizes": architecture.accepts_other_sizes,
-            "size_multiple": architecture.size_multiple,
-            "hints": architecture.takes_hints,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            **metadata,
-        }
-        _write_metadata(staging, document)
+        document.write(staging)  # the evaluator loads the staged model, metadata included
         if evaluate is not None:
-            document["metrics"] = evaluate(staging)
-            _write_metadata(staging, document)
+            document = document.model_copy(update={"metrics": ValidationMetrics.model_validate(evaluate(staging))})
+            document.write(staging)
         return _publish(staging, models_root)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -144,10 +143,6 @@ def _process_alive(pid: int) -> bool:
     except PermissionError:  # alive, another user's
         return True
     return True
-
-
-def _write_metadata(folder: Path, document: dict[str, Any]) -> None:
-    (folder / contract.METADATA_FILE).write_text(json.dumps(document, indent=2, default=str) + "\n")
 
 
 def _publish(staging: Path, models_root: Path) -> Path:

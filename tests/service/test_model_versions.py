@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,13 @@ TOO_BRIGHT = (2.0, 2.0, 2.0)  # a model whose colours leave [0, 1]: loads fine, 
 def remove_variables(version_dir: Path) -> None:
     """What a copy in progress looks like: the graph and metadata are there, the weights not yet."""
     shutil.rmtree(version_dir / "variables")
+
+
+def rewrite_metadata(version_dir: Path, **changes: object) -> None:
+    """Change fields of a version's colorizer.json as a person or another tool might (``None`` removes one)."""
+    path = version_dir / contract.METADATA_FILE
+    document = json.loads(path.read_text()) | changes
+    path.write_text(json.dumps({key: value for key, value in document.items() if value is not None}))
 
 
 def skipped(client: httpx.Client) -> dict[int, str]:
@@ -49,6 +57,19 @@ def test_a_version_that_fails_the_probe_is_never_served(start_server: Callable) 
         reloaded = client.post("/v1/model/reload").json()
         assert (reloaded["version"], reloaded["changed"]) == (1, False)
         assert "probe" in skipped(client)[2]
+
+
+def test_a_version_whose_colorizer_json_does_not_validate_is_skipped_saying_why(start_server: Callable) -> None:
+    with start_server() as live, live.admin_client() as client:
+        rewrite_metadata(live.write_version(2, COOL), format_version=2)
+        rewrite_metadata(live.write_version(3, COOL), size=None)
+        reloaded = client.post("/v1/model/reload").json()
+        assert (reloaded["version"], reloaded["changed"]) == (1, False)
+        assert skipped(client) == {
+            3: "colorizer.json is invalid: size: Field required",
+            2: "colorizer.json is invalid: format_version 2 is not one this colorizer reads (1); "
+            "was it exported by a newer one?",
+        }
 
 
 def test_with_no_version_that_works_the_service_is_not_ready_and_says_why(start_server: Callable) -> None:

@@ -13,11 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from pydantic import ValidationError
 from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import saved_model_pb2
 from typer.testing import CliRunner
 
 from colorizer_core import contract
+from colorizer_core.metadata import FORMAT_VERSION, ModelMetadata
 from colorizer_trainer.cli import app
 from colorizer_trainer.config import TrainConfig
 from colorizer_trainer.dataset.build import dataset_fingerprint
@@ -50,7 +52,7 @@ def test_training_exports_a_savedmodel_with_the_contracts_signature(arch, inputs
     assert version_dir == tmp_path / "models" / "colorizer" / "1"
     signature = tf.saved_model.load(str(version_dir)).signatures[contract.SIGNATURE]
     assert set(signature.structured_input_signature[1]) == inputs
-    assert json.loads((version_dir / contract.METADATA_FILE).read_text())["hints"] == (arch == "unet")
+    assert ModelMetadata.read(version_dir).hints == (arch == "unet")
     assert list(signature.structured_outputs) == [contract.OUTPUT_KEY]
     rgb = _serve(version_dir, np.random.default_rng(0).random((2, 200, 200, 1), np.float32))
     assert rgb.shape == (2, 200, 200, 3) and rgb.dtype == np.float32
@@ -60,13 +62,14 @@ def test_training_exports_a_savedmodel_with_the_contracts_signature(arch, inputs
 def test_colorizer_json_records_arch_size_dataset_epochs_and_validation_metrics(tiny_dataset, tmp_path):
     version_dir = _train(tiny_dataset, tmp_path, "unet")
 
-    metadata = json.loads((version_dir / contract.METADATA_FILE).read_text())
-    assert metadata["arch"] == "unet" and metadata["size"] == 200 and metadata["accepts_other_sizes"]
-    assert metadata["dataset_fingerprint"] == dataset_fingerprint(tiny_dataset)
-    assert metadata["epochs"] == 1
-    assert metadata["metrics_split"] == "val"  # test is scored once, at the end, by hand
-    assert {"psnr", "ssim", "ciede2000", "colorfulness", "palette_js"} <= set(metadata["metrics"])
-    assert metadata["train"]["arch"] == "unet"
+    metadata = ModelMetadata.read(version_dir)
+    assert metadata.format_version == FORMAT_VERSION
+    assert metadata.arch == "unet" and metadata.size == 200 and metadata.accepts_other_sizes
+    assert metadata.dataset_fingerprint == dataset_fingerprint(tiny_dataset)
+    assert metadata.epochs == 1
+    assert metadata.metrics_split == "val"  # test is scored once, at the end, by hand
+    assert metadata.metrics.images > 0 and 0 < metadata.metrics.ssim <= 1
+    assert metadata.train["arch"] == "unet"
 
 
 def test_colorizer_json_holds_no_path_of_the_training_machine(tiny_dataset, tmp_path):
@@ -79,7 +82,7 @@ def test_colorizer_json_holds_no_path_of_the_training_machine(tiny_dataset, tmp_
 def test_hints_change_the_exported_models_colour_and_the_temperature_is_exported(tiny_dataset, tmp_path):
     _train(tiny_dataset, tmp_path, "unet", head="classes")
     bold = export_run(tmp_path / "run_unet", evaluate=False, temperature=0.1)
-    assert json.loads((bold / contract.METADATA_FILE).read_text())["temperature"] == 0.1
+    assert ModelMetadata.read(bold).temperature == 0.1
 
     gray = np.full((1, 64, 64, 1), 0.5, np.float32)
     hints = np.zeros((1, 64, 64, 4), np.float32)
@@ -115,6 +118,15 @@ def test_a_failed_export_publishes_nothing(tiny_dataset, tmp_path):
     assert contract.versions(models_root) == []
 
 
+def test_an_export_with_a_field_colorizer_json_does_not_have_writes_nothing(tiny_dataset, tmp_path):
+    trainer = prepare_run(TrainConfig(data=tiny_dataset, arch="unet", run_dir=tmp_path / "run"))
+    models_root = tmp_path / "models"
+
+    with pytest.raises(ValidationError, match="epoch"):
+        export_model(trainer.generator, trainer.architecture, models_root, {"epoch": 1})  # a typo for "epochs"
+    assert not models_root.exists()
+
+
 def test_a_model_trained_in_mixed_precision_exports_in_float32(tiny_dataset, tmp_path):
     version_dir = _train(tiny_dataset, tmp_path, "unet", mixed_precision="on")
 
@@ -148,7 +160,7 @@ def test_the_chroma_gain_is_exported_and_scales_the_colour(tiny_dataset, tmp_pat
     _train(tiny_dataset, tmp_path, "unet")
     plain = export_run(tmp_path / "run_unet", evaluate=False, chroma_gain=1.0)
     bold = export_run(tmp_path / "run_unet", evaluate=False, chroma_gain=2.0)
-    assert json.loads((bold / contract.METADATA_FILE).read_text())["chroma_gain"] == 2.0
+    assert ModelMetadata.read(bold).chroma_gain == 2.0
 
     gray = np.random.default_rng(0).uniform(0.2, 0.8, (1, 64, 64, 1)).astype(np.float32)
     plain_ab, bold_ab = (color.rgb_to_lab(_serve(version, gray))[..., 1:].numpy() for version in (plain, bold))

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
+from colorizer_core.metadata import ModelMetadata
 from colorizer_service.api.deps import LiveModelDep
 from colorizer_service.api.errors import error_responses
 from colorizer_service.api.security import AdminIfConfigured, AdminOnly
@@ -26,7 +27,7 @@ class Skipped(BaseModel):
 
 class ModelInfo(BaseModel):
     version: int
-    metadata: dict[str, Any] = Field(description="The version's colorizer.json, its absolute paths cut to their last part.")
+    metadata: ModelMetadata = Field(description="The version's colorizer.json, its absolute paths cut to their last part.")
     skipped: list[Skipped] = Field(description="Newer versions the last reload passed over, and why.")
 
 
@@ -41,7 +42,8 @@ class Reloaded(BaseModel):
 async def model_info(live_model: LiveModelDep) -> ModelInfo:
     """The version being served, its colorizer.json, and the versions skipped (admin token, once one is set)."""
     model = live_model.current
-    return ModelInfo(version=model.version, metadata=without_paths(model.metadata), skipped=_skipped(live_model.skipped))
+    shown = ModelMetadata.model_validate(without_paths(model.metadata.model_dump(mode="json")))
+    return ModelInfo(version=model.version, metadata=shown, skipped=_skipped(live_model.skipped))
 
 
 @router.post("/reload", responses=error_responses(401, 403, 503), dependencies=[AdminOnly])
