@@ -63,7 +63,7 @@ def choose_decoding(run_dir: Path) -> tuple[dict[str, float], dict[str, dict]]:
         choice = {"chroma_gain": gain} | ({"temperature": temperature} if temperature is not None else {})
         architecture.set_decoding(**choice)
         label = ", ".join(f"{name} {value}" for name, value in choice.items())
-        colorize = in_memory_colorizer(trainer.predict_rgb, architecture.native_size)
+        colorize = in_memory_colorizer(trainer.gan.predict_rgb, architecture.native_size)
         results[label], choices[label] = scored(colorize, label=label).metrics, choice
     gray_delta_e = results["gray input"]["ciede2000"]
     right_more_often = [label for label in choices if results[label]["ciede2000"] < gray_delta_e]
@@ -96,7 +96,7 @@ def _export(trainer: GANTrainer, result: TrainResult, *, evaluate: bool) -> Path
     decoding = trainer.architecture.decoding()
 
     version_dir = export_model(
-        trainer.serving_generator,
+        trainer.gan.serving_generator,
         trainer.architecture,
         config.models_dir,
         metadata={

@@ -40,21 +40,21 @@ def _config(dataset: Path, run_dir: Path, **overrides) -> TrainConfig:
 )
 def test_each_architecture_trains_an_epoch_and_checkpoints_it(options, tiny_dataset, tmp_path):
     trainer = prepare_run(_config(tiny_dataset, tmp_path / "run", **options))
-    before = [weights.copy() for weights in trainer.generator.get_weights()]
+    before = [weights.copy() for weights in trainer.gan.generator.get_weights()]
 
     result = trainer.fit()
 
     assert (result.epochs_completed, result.steps) == (1, STEPS_PER_EPOCH)
-    assert any(not np.array_equal(a, b) for a, b in zip(before, trainer.generator.get_weights()))
-    assert trainer.manager.latest_checkpoint is not None
+    assert any(not np.array_equal(a, b) for a, b in zip(before, trainer.gan.generator.get_weights()))
+    assert trainer.checkpoints.latest is not None
     assert len(list((tmp_path / "run" / "samples").glob("*.png"))) == 1
     assert list((tmp_path / "run" / "logs").iterdir())  # TensorBoard events
 
 
 def test_no_adversarial_weight_trains_no_discriminator(tiny_dataset, tmp_path):
     trainer = prepare_run(_config(tiny_dataset, tmp_path / "run"))
-    assert trainer.discriminator is None
-    assert "d/total" not in trainer.train_step(next(iter(_one_batch(trainer))))
+    assert trainer.gan.discriminator is None
+    assert "d/total" not in trainer.gan.train_step(next(iter(_one_batch(trainer))))
 
 
 def _one_batch(trainer):
@@ -79,7 +79,7 @@ def test_a_finished_run_resumes_where_it_stopped_when_given_more_epochs(tiny_dat
 
     resumed = prepare_run(_config(tiny_dataset, tmp_path / "run", epochs=2))
 
-    assert int(resumed.epoch) == 1
+    assert int(resumed.counters.epoch) == 1
     assert resumed.fit().steps == 2 * STEPS_PER_EPOCH
 
 
@@ -112,7 +112,7 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tiny_dataset, tmp_path):
 def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tiny_dataset, tmp_path, monkeypatch):
     prepare_run(_config(tiny_dataset, tmp_path / "run")).fit()
     trainer = prepare_run(_config(tiny_dataset, tmp_path / "run", epochs=2))
-    good_checkpoint = trainer.manager.latest_checkpoint
+    good_checkpoint = trainer.checkpoints.latest
     honest_loss = trainer.architecture.generator_loss
 
     def poisoned_loss(*args, **kwargs):
@@ -140,8 +140,8 @@ def test_a_run_resumes_with_a_lower_learning_rate(arch, tiny_dataset, tmp_path):
 
     resumed = prepare_run(_config(tiny_dataset, tmp_path / "run", arch=arch, lr=1e-4, epochs=2))
 
-    assert int(resumed.epoch) == 1
-    optimizers = [resumed.generator_optimizer, getattr(resumed, "discriminator_optimizer", None)]
+    assert int(resumed.counters.epoch) == 1
+    optimizers = [resumed.gan.generator_optimizer, resumed.gan.discriminator_optimizer]
     for optimizer in filter(None, optimizers):
         assert float(optimizer.learning_rate) == pytest.approx(1e-4)
 
@@ -160,20 +160,20 @@ def test_more_images_per_batch_than_the_training_split_is_refused(tiny_dataset, 
 
 def test_our_generator_exports_a_moving_average_of_its_weights(tiny_dataset, tmp_path):
     trainer = prepare_run(_config(tiny_dataset, tmp_path / "run", ema_decay=0.5))
-    initial = trainer.generator.get_weights()
+    initial = trainer.gan.generator.get_weights()
     trainer.fit()
 
-    assert trainer.serving_generator is trainer.generator_average
-    average, latest = trainer.generator_average.get_weights(), trainer.generator.get_weights()
+    assert trainer.gan.serving_generator is trainer.gan.generator_average
+    average, latest = trainer.gan.generator_average.get_weights(), trainer.gan.generator.get_weights()
     # Two steps with decay 0.5: average = initial / 4 + step1 / 4 + step2 / 2, neither the start nor the end.
     assert not np.allclose(average[0], latest[0]) and not np.allclose(average[0], initial[0])
     resumed = prepare_run(_config(tiny_dataset, tmp_path / "run", ema_decay=0.5))
-    np.testing.assert_array_equal(resumed.generator_average.get_weights()[0], average[0])
+    np.testing.assert_array_equal(resumed.gan.generator_average.get_weights()[0], average[0])
 
 
 def test_the_seed_exports_its_raw_weights_as_the_seed_did(tiny_dataset, tmp_path):
     trainer = prepare_run(_config(tiny_dataset, tmp_path / "run", arch="seed"))
-    assert trainer.generator_average is None and trainer.serving_generator is trainer.generator
+    assert trainer.gan.generator_average is None and trainer.gan.serving_generator is trainer.gan.generator
 
 
 def test_a_checkpoint_missing_part_of_the_model_is_refused_not_half_restored(tiny_dataset, tmp_path):
@@ -193,7 +193,7 @@ def test_a_corrupt_latest_checkpoint_falls_back_to_the_one_before(tiny_dataset, 
 
     resumed = prepare_run(_config(tiny_dataset, tmp_path / "run", epochs=2))
 
-    assert (int(resumed.epoch), int(resumed.step)) == (1, STEPS_PER_EPOCH)
+    assert (int(resumed.counters.epoch), int(resumed.counters.step)) == (1, STEPS_PER_EPOCH)
     assert f"ckpt-{2 * STEPS_PER_EPOCH} cannot be read" in capsys.readouterr().out
     assert resumed.fit().steps == 2 * STEPS_PER_EPOCH
     (checkpoints / f"ckpt-{STEPS_PER_EPOCH}.index").write_bytes(b"garbage")
