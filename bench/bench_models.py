@@ -54,10 +54,10 @@ def training_rate(arch: str, dataset: Path, *, batch_size: int, steps: int, thre
             files, batch_size=batch_size, seed=(0, 0), flips=False, crop=architecture.train_crop, hints=architecture.takes_hints
         )
     )
-    trainer.train_step(batches[0])["g/total"].numpy()  # trace and warm up
+    trainer.gan.train_step(batches[0])["g/total"].numpy()  # trace and warm up
     start, cpu_start = time.perf_counter(), time.process_time()
     for step in range(steps):
-        trainer.train_step(batches[step % len(batches)])["g/total"].numpy()
+        trainer.gan.train_step(batches[step % len(batches)])["g/total"].numpy()
     images = steps * batch_size
     return images / (time.perf_counter() - start), images / (time.process_time() - cpu_start)
 

@@ -53,10 +53,10 @@ def measure(replicas: int, args: argparse.Namespace) -> dict:
         files = data.EpochSampler(dataset, crops_per_photo=1, seed=0).epoch_files(0)
         steps_per_epoch = len(files) // global_batch
         batches = list(trainer.distributed_batches(files, epoch=0, first_step=0, steps=steps_per_epoch))
-        trainer.train_step(batches[0])["g/total"].numpy()  # trace and warm up
+        trainer.gan.train_step(batches[0])["g/total"].numpy()  # trace and warm up
         start, cpu_start = time.perf_counter(), time.process_time()
         for step in range(args.steps):
-            trainer.train_step(batches[step % len(batches)])["g/total"].numpy()
+            trainer.gan.train_step(batches[step % len(batches)])["g/total"].numpy()
         seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
         if replicas == 1:
             devices = ["default strategy: " + ("/GPU:0" if gpus else "/CPU:0")]

@@ -119,14 +119,6 @@ class GANTrainer:
         )
 
     # What bench/ and tests/trainer/test_export.py ask the trainer for.
-    def train_step(self, batch, signals: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
-        """One step on a distributed batch (``GANStep.train_step``)."""
-        return self.gan.train_step(batch, signals)
-
-    @property
-    def generator(self) -> keras.Model:
-        return self.gan.generator
-
     def restore(self) -> bool:
         """Resume from the newest readable checkpoint, if any. Returns whether one was found."""
         path = self.checkpoints.restore()

@@ -113,7 +113,7 @@ def test_a_failed_export_publishes_nothing(tiny_dataset, tmp_path):
         raise RuntimeError("evaluation failed")
 
     with pytest.raises(RuntimeError, match="evaluation failed"):
-        export_model(trainer.generator, trainer.architecture, models_root, {}, evaluate=broken_evaluation)
+        export_model(trainer.gan.generator, trainer.architecture, models_root, {}, evaluate=broken_evaluation)
     assert os.listdir(models_root) == []
     assert contract.versions(models_root) == []
 
@@ -123,7 +123,7 @@ def test_an_export_with_a_field_colorizer_json_does_not_have_writes_nothing(tiny
     models_root = tmp_path / "models"
 
     with pytest.raises(ValidationError, match="epoch"):
-        export_model(trainer.generator, trainer.architecture, models_root, {"epoch": 1})  # a typo for "epochs"
+        export_model(trainer.gan.generator, trainer.architecture, models_root, {"epoch": 1})  # a typo for "epochs"
     assert not models_root.exists()
 
 
