@@ -4,6 +4,7 @@ command, the architectures and saved runs all agree with it."""
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ from typer.testing import CliRunner
 from colorizer_trainer import runs
 from colorizer_trainer.cli import app
 from colorizer_trainer.config import ARCHITECTURE_DEFAULTS, TrainConfig, command_line_settings, help_text
+from colorizer_trainer.dataset.build import BuildOptions
+from colorizer_trainer.dataset.scrape import ScrapeOptions
 from colorizer_trainer.gans import get_architecture
 
 # A value other than the default for every setting `train` takes.
@@ -152,3 +155,24 @@ def test_a_saved_run_resumes_with_the_command_that_began_it(trained_configs, tmp
     assert TrainConfig.load(saved).differences(config) == []
     assert config.to_json() == {**SAVED_RUN, "strategy": "auto"}  # config.json's format: same keys, same order
     assert list(config.to_json()) == [*SAVED_RUN, "strategy"]
+
+
+def _defaults(command: str) -> dict[str, object]:
+    """The defaults of a `colorize-train` command's parameters, by name (``command``: "dataset build")."""
+    found = typer.main.get_command(app)
+    for name in command.split():
+        found = found.commands[name]
+    return {parameter.name: parameter.default for parameter in found.params}
+
+
+def test_dataset_build_and_scrape_options_default_to_their_options_classes():
+    build, scrape = _defaults("dataset build"), _defaults("dataset scrape")
+
+    assert {name: build[name] for name in asdict(BuildOptions())} == asdict(BuildOptions())
+    assert (scrape["limit"], scrape["timeout"]) == (ScrapeOptions.limit, ScrapeOptions.timeout)
+
+
+def test_evaluate_and_hints_curve_score_the_same_split_the_same_way_by_default():
+    evaluate, hints_curve = _defaults("evaluate"), _defaults("hints-curve")
+
+    assert all(evaluate[name] == hints_curve[name] for name in ("split", "per_photo", "grid_rows"))
