@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
+from dataclasses import MISSING
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional, get_type_hints
 
 import typer
 
 from colorizer_core.tensorflow_setup import device_summary, quiet_tensorflow
-from colorizer_trainer.config import Arch, Head, MixedPrecision, StrategyName, TrainConfig
+from colorizer_trainer.config import TrainConfig, command_line_settings, help_text
 from colorizer_trainer.dataset import cli as dataset_cli
-from colorizer_trainer.evaluate_cli import evaluate_command  # imports TensorFlow only when it runs
+from colorizer_trainer.evaluate_cli import (  # imports TensorFlow only when a command runs
+    GRID_ROWS,
+    SCORED_SPLIT,
+    GridRowsOption,
+    PerPhotoOption,
+    SplitOption,
+    evaluate_command,
+)
 
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Build datasets, train, export and evaluate colorizers.")
@@ -25,28 +35,42 @@ def _fail(error: Exception) -> typer.Exit:
     return typer.Exit(code=1)
 
 
+def _train_config_parameters() -> list[inspect.Parameter]:
+    """``TrainConfig``'s command-line fields as typer parameters, each with the field's type,
+    default and help: a field without a default is an argument, the others are options."""
+    types = get_type_hints(TrainConfig)
+    parameters = []
+    for setting in command_line_settings():
+        required = setting.default is MISSING
+        kind = typer.Argument if required else typer.Option
+        parameters.append(
+            inspect.Parameter(
+                setting.name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=inspect.Parameter.empty if required else setting.default,
+                annotation=Annotated[types[setting.name], kind(help=help_text(setting))],
+            )
+        )
+    return parameters
+
+
+def _takes_train_config(command: Callable[..., None]) -> Callable[..., None]:
+    """Let typer see ``TrainConfig``'s settings, then ``command``'s own options, as the parameters
+    of ``command``, which receives the settings as ``**settings``."""
+    own = [
+        parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+        for parameter in inspect.signature(command, eval_str=True).parameters.values()
+        if parameter.kind is not inspect.Parameter.VAR_KEYWORD
+    ]
+    command.__signature__ = inspect.Signature([*_train_config_parameters(), *own])  # type: ignore[attr-defined]
+    return command
+
+
 @app.command()
+@_takes_train_config
 def train(
-    data: Annotated[Path, typer.Argument(help="A dataset made by `colorize-train dataset build`.")],
-    arch: Annotated[Arch, typer.Option(help="`unet` (ours, the default) or `seed` (the seed's GAN).")] = "unet",
-    epochs: Annotated[int, typer.Option(help="Epochs to train in all (the seed's 200).")] = 200,
-    batch_size: Annotated[int, typer.Option(help="Images per step on each replica.")] = 32,
-    lr: Annotated[Optional[float], typer.Option(help="Adam learning rate; default: the architecture's (seed: 5e-4).")] = None,
-    head: Annotated[Head, typer.Option(help="Ours: `classes` (a distribution over colours) or `regression` (chroma itself; the default, chosen on validation).")] = "regression",
-    l1_weight: Annotated[float, typer.Option(help="Ours, regression head: weight of the chroma L1 term.")] = 100.0,
-    adversarial_weight: Annotated[float, typer.Option(help="Ours: weight of the patch-GAN term (0: no discriminator).")] = 0.0,
-    crops_per_photo: Annotated[int, typer.Option(help="Files of one source photo used per epoch, at most.")] = 2,
-    validate_every_min: Annotated[float, typer.Option(help="CPU-minutes between scores on the validation split.")] = 5.0,
-    ema_decay: Annotated[Optional[float], typer.Option(help="Export a moving average of the generator's weights with this decay (0: off); default: the architecture's (ours 0.995, seed 0).")] = None,
-    seed: Annotated[int, typer.Option(help="Random seed (weights, shuffling, augmentation).")] = 0,
-    run_dir: Annotated[Optional[Path], typer.Option(help="Checkpoints, logs and samples; default runs/<arch>.")] = None,
-    models_dir: Annotated[Path, typer.Option(help="Where the exported version is written.")] = Path("models/colorizer"),
-    sample_every: Annotated[int, typer.Option(help="Epochs between sample grids.")] = 5,
-    time_budget_min: Annotated[Optional[float], typer.Option(help="Stop after this much process CPU time (minutes), counted across resumes.")] = None,
-    threads: Annotated[Optional[int], typer.Option(help="TensorFlow threads; default all cores.")] = None,
-    mixed_precision: Annotated[MixedPrecision, typer.Option(help="auto (on with a GPU), on or off.")] = "auto",
-    strategy: Annotated[StrategyName, typer.Option(help="tf.distribute: auto (multi-worker from TF_CONFIG, mirrored with 2+ GPUs, else default), default, mirrored or multi-worker.")] = "auto",
     export: Annotated[bool, typer.Option(help="Export a model version when training ends (the chief does, under multi-worker).")] = True,
+    **settings: Any,
 ) -> None:
     """Train a GAN on DATA; rerunning the same command resumes from the last checkpoint."""
     quiet_tensorflow()
@@ -55,27 +79,7 @@ def train(
     from colorizer_trainer.train import ConfigMismatch, TrainingDiverged
 
     try:
-        config = TrainConfig(
-            data=data,
-            arch=arch,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            head=head,
-            l1_weight=l1_weight,
-            adversarial_weight=adversarial_weight,
-            crops_per_photo=crops_per_photo,
-            validate_every_min=validate_every_min,
-            ema_decay=ema_decay,
-            seed=seed,
-            run_dir=run_dir or Path("runs") / arch,
-            models_dir=models_dir,
-            sample_every=sample_every,
-            time_budget_min=time_budget_min,
-            threads=threads,
-            mixed_precision=mixed_precision,
-            strategy=strategy,
-        )
+        config = TrainConfig(**settings)
         typer.echo(f"Training runs on {device_summary()}", err=True)
         runs.train_and_export(config, export=export)
     except (ConfigMismatch, TrainingDiverged, WorkerLost, FileNotFoundError, ValueError) as error:
@@ -122,11 +126,11 @@ def choose_decoding_command(
 def hints_curve_command(
     model_dir: Annotated[Path, typer.Argument(help="A model version that takes hints.")],
     data: Annotated[Path, typer.Argument(help="A dataset folder.")],
-    split: Annotated[str, typer.Option(help="val or test.")] = "test",
-    per_photo: Annotated[Optional[int], typer.Option(min=1, help="At most N files of each source photo.")] = None,
+    split: SplitOption = SCORED_SPLIT,
+    per_photo: PerPhotoOption = None,
     plot: Annotated[Optional[Path], typer.Option(help="Also draw ΔE2000 against hints to this PNG.")] = None,
     grid: Annotated[Optional[Path], typer.Option(help="Also save gray | no hints | 10 hints | truth rows to this PNG.")] = None,
-    grid_rows: Annotated[int, typer.Option(min=1, help="Photos in the grid.")] = 6,
+    grid_rows: GridRowsOption = GRID_ROWS,
 ) -> None:
     """ΔE2000 and the other metrics against the number of hints taken from the truth."""
     quiet_tensorflow()

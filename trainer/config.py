@@ -1,11 +1,15 @@
-"""The training configuration: one typed place, saved beside every run so it can be rebuilt."""
+"""The training configuration: one typed place, saved beside every run so it can be rebuilt.
+
+Each setting states its default and its help text once, here; ``colorize-train train`` takes its
+options from these fields (trainer/cli.py), so ``--help`` shows the same defaults and texts.
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, Field, asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal, get_args, get_args
+from typing import Any, Literal, get_args
 
 MixedPrecision = Literal["auto", "on", "off"]
 Head = Literal["classes", "regression"]
@@ -13,35 +17,83 @@ Arch = Literal["seed", "unet"]
 StrategyName = Literal["auto", "default", "mirrored", "multi-worker"]  # trainer/distribution.py says what each does
 STRATEGIES: tuple[str, ...] = get_args(StrategyName)
 
+RUNS_DIR = Path("runs")  # a run's folder defaults to RUNS_DIR/<arch>
+
+
+@dataclass(frozen=True)
+class ArchitectureDefaults:
+    """What ``None`` means for the settings whose default depends on the architecture."""
+
+    lr: float  # Adam's learning rate
+    ema_decay: float  # of the moving average of the generator's weights that is exported; 0: none
+
+
+ARCHITECTURE_DEFAULTS: dict[Arch, ArchitectureDefaults] = {
+    "seed": ArchitectureDefaults(lr=5e-4, ema_decay=0.0),  # the seed's: it exported its raw weights
+    "unet": ArchitectureDefaults(lr=5e-4, ema_decay=0.995),  # averages over the last ~200 steps
+}
+
+
+def _per_architecture(setting: str) -> str:
+    return ", ".join(f"{arch} {getattr(defaults, setting):g}" for arch, defaults in ARCHITECTURE_DEFAULTS.items())
+
+
+_HELP = "help"
+_COMMAND_LINE = "command_line"
+
+
+def _setting(default: Any, help: str, *, command_line: bool = True) -> Any:
+    """A field with its help text (``MISSING``: no default); ``command_line=False`` keeps it off
+    ``colorize-train train``."""
+    return field(default=default, metadata={_HELP: help, _COMMAND_LINE: command_line})
+
 
 @dataclass
 class TrainConfig:
     """Everything that shapes a training run. Defaults are the seed's where it had one."""
 
-    data: Path
-    arch: Arch = "unet"
-    epochs: int = 200  # the seed's
-    batch_size: int = 32
-    lr: float | None = None  # None: the architecture's default (the seed's 5e-4 for `seed`)
-    head: Head = "regression"  # ours: chroma itself (won on validation), or a distribution over (a, b) bins
-    l1_weight: float = 100.0  # ours, regression head: weight of the chroma L1 (pix2pix's)
-    adversarial_weight: float = 0.0  # ours: weight of the patch-GAN term; 0 trains no discriminator
-    crops_per_photo: int = 2  # files of one source photo per epoch at most: photos weigh the same, not files
-    ema_decay: float | None = None  # None: the architecture's default; 0: export the raw weights
-    label_softening: float = 0.1  # real labels drawn from [1 - this, 1]
-    seed: int = 0
-    run_dir: Path = Path("runs/unet")
-    models_dir: Path = Path("models/colorizer")
-    sample_every: int = 5  # epochs between sample grids
-    checkpoint_every_min: float = 10.0  # also checkpoint mid-epoch, at most this far apart
-    validate_every_min: float = 5.0  # CPU-minutes of training between scores on the validation split
-    time_budget_min: float | None = None  # stop (and export) after this much process CPU time
-    threads: int | None = None  # TensorFlow intra/inter-op threads; None: all cores
-    mixed_precision: MixedPrecision = "auto"  # auto: on when a GPU is present
-    strategy: StrategyName = "auto"  # tf.distribute: multi-worker from TF_CONFIG, else mirrored with 2+ GPUs (trainer/distribution.py)
+    data: Path = _setting(MISSING, "A dataset made by `colorize-train dataset build`.")
+    arch: Arch = _setting("unet", "`unet` (ours) or `seed` (the seed's GAN).")
+    epochs: int = _setting(200, "Epochs to train in all; the default is the seed's.")
+    batch_size: int = _setting(32, "Images per step on each replica.")
+    lr: float | None = _setting(None, f"Adam learning rate; default: the architecture's ({_per_architecture('lr')}).")
+    head: Head = _setting(
+        "regression",
+        "Ours: `classes` (a distribution over colours) or `regression` (chroma itself; won on validation).",
+    )
+    l1_weight: float = _setting(100.0, "Ours, regression head: weight of the chroma L1 term (pix2pix's).")
+    adversarial_weight: float = _setting(0.0, "Ours: weight of the patch-GAN term (0: no discriminator).")
+    # At most this many files of one source photo per epoch, so photos weigh the same, not files.
+    crops_per_photo: int = _setting(2, "Files of one source photo used per epoch, at most.")
+    ema_decay: float | None = _setting(
+        None,
+        "Export a moving average of the generator's weights with this decay (0: off); "
+        f"default: the architecture's ({_per_architecture('ema_decay')}).",
+    )
+    label_softening: float = _setting(0.1, "Real labels drawn from [1 - this, 1].", command_line=False)
+    seed: int = _setting(0, "Random seed (weights, shuffling, augmentation).")
+    # None becomes RUNS_DIR/<arch> on construction, so a saved config.json always names the folder.
+    run_dir: Path | None = _setting(None, f"Checkpoints, logs and samples; default {RUNS_DIR}/<arch>.")
+    models_dir: Path = _setting(Path("models/colorizer"), "Where the exported version is written.")
+    sample_every: int = _setting(5, "Epochs between sample grids.")
+    checkpoint_every_min: float = _setting(
+        10.0, "Also checkpoint mid-epoch, at most this many minutes apart.", command_line=False
+    )
+    validate_every_min: float = _setting(5.0, "CPU-minutes of training between scores on the validation split.")
+    time_budget_min: float | None = _setting(
+        None, "Stop after this much process CPU time (minutes), counted across resumes."
+    )
+    threads: int | None = _setting(None, "TensorFlow intra- and inter-op threads; default all cores.")
+    mixed_precision: MixedPrecision = _setting("auto", "auto (on with a GPU), on or off.")
+    strategy: StrategyName = _setting(
+        "auto",
+        "tf.distribute: auto (multi-worker from TF_CONFIG, mirrored with 2+ GPUs, else default), "
+        "default, mirrored or multi-worker.",
+    )
 
     def __post_init__(self) -> None:
-        self.data, self.run_dir, self.models_dir = Path(self.data), Path(self.run_dir), Path(self.models_dir)
+        self.data, self.models_dir = Path(self.data), Path(self.models_dir)
+        self.run_dir = RUNS_DIR / self.arch if self.run_dir is None else Path(self.run_dir)
         if self.arch not in get_args(Arch):
             raise ValueError(f"Unknown architecture. Expected one of {get_args(Arch)}. Received: arch={self.arch!r}")
         if self.epochs < 1:
@@ -76,3 +128,12 @@ class TrainConfig:
     def differences(self, other: TrainConfig) -> list[str]:
         mine, theirs = self.to_json(), other.to_json()
         return [key for key in mine if key not in self.RESUMABLE_CHANGES and mine[key] != theirs[key]]
+
+
+def help_text(setting: Field) -> str:
+    return setting.metadata[_HELP]
+
+
+def command_line_settings() -> list[Field]:
+    """The fields ``colorize-train train`` takes, in their order; the others keep their defaults."""
+    return [setting for setting in fields(TrainConfig) if setting.metadata[_COMMAND_LINE]]

@@ -10,12 +10,18 @@ import typer
 
 from colorizer_core.tensorflow_setup import quiet_tensorflow
 
+# Options that `evaluate` and `hints-curve` share; each command states the defaults below.
+SCORED_SPLIT = "test"
+GRID_ROWS = 6
+SplitOption = Annotated[str, typer.Option(help="Which split to score: val while choosing, test once at the end.")]
+PerPhotoOption = Annotated[int | None, typer.Option(min=1, help="Score at most N files of each source photo.")]
+GridRowsOption = Annotated[int, typer.Option(min=1, help="Photos in the grid.")]
 
 def evaluate_command(
     model_dir: Annotated[Path, typer.Argument(help="A model version folder, or a root of versions.")],
     data: Annotated[Path, typer.Argument(help="A dataset folder holding test_x/ and test_y/ (or another split's).")],
-    split: Annotated[str, typer.Option(help="Which split to score: val while choosing, test once at the end.")] = "test",
-    per_photo: Annotated[int | None, typer.Option(min=1, help="Score at most N files of each source photo.")] = None,
+    split: SplitOption = SCORED_SPLIT,
+    per_photo: PerPhotoOption = None,
     grid: Annotated[Path | None, typer.Option(help="Write a gray | model | truth PNG grid here.")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Score only the first N test photos.")] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write the results as JSON.")] = None,
@@ -23,7 +29,7 @@ def evaluate_command(
     also: Annotated[
         list[Path] | None, typer.Option(help="Another model to score beside MODEL_DIR (repeatable); it joins the table and the grid.")
     ] = None,
-    grid_rows: Annotated[int, typer.Option(min=1, help="Test photos in the grid.")] = 6,
+    grid_rows: GridRowsOption = GRID_ROWS,
 ) -> None:
     """Score MODEL_DIR on a split of DATA and print a Markdown table of the metrics."""
     quiet_tensorflow()

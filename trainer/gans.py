@@ -15,7 +15,7 @@ import keras
 import tensorflow as tf
 
 from colorizer_trainer import color, losses, networks
-from colorizer_trainer.config import Arch
+from colorizer_trainer.config import ARCHITECTURE_DEFAULTS, Arch, TrainConfig
 
 DEFAULT_TEMPERATURE = 0.38  # Zhang et al. 2016's annealed mean; chosen again on validation at export
 CLASS_HEAD_STRIDE = 4  # the classes head predicts at 1/4 resolution
@@ -26,12 +26,19 @@ class Architecture(ABC):
     native_size: int
     accepts_other_sizes: bool
     size_multiple: int
-    default_lr: float
     default_beta_1: float
     augment_flips: bool
     train_crop: int | None  # train on random square crops of this side (None: whole images)
-    default_ema_decay: float  # moving average of the generator's weights, exported; 0: none
     takes_hints: bool = False  # the generator's second input: colour hints (service/contract.py)
+
+    @property
+    def default_lr(self) -> float:
+        return ARCHITECTURE_DEFAULTS[self.name].lr
+
+    @property
+    def default_ema_decay(self) -> float:
+        """Of the moving average of the generator's weights that is exported; 0: none."""
+        return ARCHITECTURE_DEFAULTS[self.name].ema_decay
 
     @abstractmethod
     def build_generator(self) -> keras.Model: ...
@@ -86,14 +93,12 @@ class SeedArchitecture(Architecture):
     native_size = networks.SEED_SIZE
     accepts_other_sizes = False
     size_multiple = 1
-    default_lr = 5e-4
     default_beta_1 = 0.9
     augment_flips = False
     train_crop = None
-    default_ema_decay = 0.0
     discriminator_losses = staticmethod(losses.seed_discriminator_loss)
 
-    def __init__(self, label_softening: float = 0.1) -> None:
+    def __init__(self, *, label_softening: float) -> None:
         self.label_softening = label_softening
 
     def build_generator(self) -> keras.Model:
@@ -122,20 +127,19 @@ class UNetArchitecture(Architecture):
     native_size = networks.SEED_SIZE
     accepts_other_sizes = True
     size_multiple = networks.UNET_MULTIPLE
-    default_lr = 5e-4
     augment_flips = True
     # Fully convolutional, so it learns from random resized crops: ~2.4x the updates per CPU-second
     # of whole 200x200 photos, and each crop still holds most of its photo's context.
     train_crop = 128
-    default_ema_decay = 0.995  # averages over the last ~200 steps
     discriminator_losses = staticmethod(losses.discriminator_loss)
 
     def __init__(
         self,
-        config: networks.UNetConfig = networks.UNetConfig(),
-        l1_weight: float = 100.0,
-        adversarial_weight: float = 0.0,
-        label_softening: float = 0.1,
+        config: networks.UNetConfig,
+        *,
+        l1_weight: float,
+        adversarial_weight: float,
+        label_softening: float,
         temperature: float = DEFAULT_TEMPERATURE,
         chroma_gain: float = 1.0,
     ) -> None:
@@ -195,12 +199,13 @@ ARCH_NAMES = get_args(Arch)
 def get_architecture(
     name: str,
     *,
-    head: networks.Head = "regression",
-    l1_weight: float = 100.0,
-    adversarial_weight: float = 0.0,
-    label_softening: float = 0.1,
+    head: networks.Head = TrainConfig.head,
+    l1_weight: float = TrainConfig.l1_weight,
+    adversarial_weight: float = TrainConfig.adversarial_weight,
+    label_softening: float = TrainConfig.label_softening,
     temperature: float = DEFAULT_TEMPERATURE,
 ) -> Architecture:
+    """The architecture ``name``, its settings defaulting to ``TrainConfig``'s."""
     if name == "seed":
         return SeedArchitecture(label_softening=label_softening)
     if name == "unet":

@@ -15,7 +15,7 @@ app = typer.Typer(
     help="Build the train/test dataset from raw photos, or scrape raw photos.", no_args_is_help=True
 )
 
-_BUILD = BuildOptions()
+_BUILD = BuildOptions()  # where each option's default is read
 _SCRAPE = ScrapeOptions()
 
 
@@ -33,28 +33,28 @@ def build(
     test_per_category: Annotated[int, typer.Option(min=0, help="Images of each category in test.")] = (
         _BUILD.test_per_category
     ),
-    seed: Annotated[int | None, typer.Option(help="Seed for names and split; same seed, same split.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for names and split; same seed, same split.")] = _BUILD.seed,
     group_by_source: Annotated[
         str | None,
         typer.Option(
             help="Regex whose group 1 names a file's source photo; a source's files stay on one side of "
             f"the split. For ../shared/datasets/photos: '{escape(PHOTOS_SOURCE_PATTERN)}'."
         ),
-    ] = None,
+    ] = _BUILD.group_by_source,
     collection_of: Annotated[
         str | None,
         typer.Option(
             help="Regex whose group 1 names a file's collection; whole collections go to val and test, so "
             f"scores are on photos from elsewhere. For ../shared/datasets/photos: '{escape(PHOTOS_COLLECTION_PATTERN)}'."
         ),
-    ] = None,
+    ] = _BUILD.collection_of,
     val_fraction: Annotated[float, typer.Option(help="With --collection-of: share of source photos in val.")] = (
         _BUILD.val_fraction
     ),
     test_fraction: Annotated[float, typer.Option(help="With --collection-of: share of source photos in test.")] = (
         _BUILD.test_fraction
     ),
-    force: Annotated[bool, typer.Option(help="Replace a dataset already in OUT.")] = False,
+    force: Annotated[bool, typer.Option(help="Replace a dataset already in OUT.")] = _BUILD.force,
     workers: Annotated[int, typer.Option(min=1, help="Images processed in parallel.")] = _BUILD.workers,
 ) -> None:
     """Clean, rename, resize and split RAW's photos into OUT, with grayscale twins and a manifest."""
