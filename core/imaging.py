@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import io
 import struct
-import warnings
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from isal import isal_zlib
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from colorizer_core import contract
 from colorizer_core.hints import Hint
+
+Image.init()  # registers all of Pillow's formats, so that its MIME types and file suffixes below are complete
 
 # ITU-R BT.601, the luma PIL's convert("L") and YCbCr use: Y = 0.299 R + 0.587 G + 0.114 B.
 # RGB from (Y, Cb, Cr) with Cb, Cr centred on zero:
@@ -29,9 +32,13 @@ _G_FROM_CB = -0.344136
 _G_FROM_CR = -0.714136
 _B_FROM_CB = 1.772
 
-OUTPUT_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
-MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
-ACCEPTED_FORMATS = frozenset({"PNG", "JPEG", "WEBP", "BMP", "TIFF", "MPO", "GIF"})
+OUTPUT_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}  # what a user may ask for -> Pillow's name
+OutputFormat = Literal[tuple(OUTPUT_FORMATS)]  # the same names, as a type (the route's and the CLI's choices)
+MEDIA_TYPES = {name: Image.MIME[pillow_name] for name, pillow_name in OUTPUT_FORMATS.items()}
+# The formats an upload may be in, as Pillow names them. MPO is how Pillow names some cameras' JPEGs.
+ACCEPTED_FORMATS = frozenset({"PNG", "JPEG", "MPO", "WEBP", "BMP", "TIFF", "GIF"})
+# Resizes a photo to the model's input size, in the dataset builder as at inference: they must match.
+RESIZE_FILTER = Image.Resampling.BICUBIC
 MIN_RENDER_SIZE = 32  # the smallest side a photo may be rendered at; the largest is a setting
 MAX_SATURATION = 2.0
 # The fastest level: on photos it costs a fraction of zlib's default (6) for about the same size.
@@ -40,6 +47,7 @@ ISAL_LEVELS = range(1, 4)  # compressed by ISA-L's deflate (isal): about zlib's 
 _PNG_COLOUR_TYPES = {"L": 0, "RGB": 2}  # the modes encode_png writes, and their PNG colour types
 _PNG_MODES = {1: "L", 3: "RGB"}  # by channel count
 _PNG_FILTER_UP = 2
+_OPAQUE_WHITE = (255, 255, 255, 255)
 _TINY_OFFSET = 1e-6  # a channel offset smaller than this can never clip
 # Pixels the chroma merge works on at a time: its float32 planes take ~40 bytes a pixel.
 CHROMA_STRIP_PIXELS = 1 << 18
@@ -72,73 +80,165 @@ class BadOptions(ValueError):
         self.message = message
 
 
-def decode_image(data: bytes, *, max_pixels: int) -> Image.Image:
-    """Decode an upload into an upright grayscale (``L``) image, or raise ``BadImage``.
+PhotoMode = Literal["L", "RGB"]  # what decoding delivers: 8-bit luminance (the service) or colour (the dataset)
+_TRANSPARENT_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
+_DEEP_MODES = frozenset({"I;16", "I;16B", "I;16L", "I", "F"})  # more than 8 bits a channel
+_MODE_NAMES = {"L": "grayscale (L)", "P": "palette (P)", "1": "black and white (1)"}
+_TURNING_ORIENTATIONS = range(2, 9)  # EXIF orientations that mirror or rotate; 1 is upright
 
-    Colour uploads are reduced to their luminance; CMYK, 16-bit, palette and alpha images are
-    converted; EXIF orientation is applied; animated images give their first frame.
+
+@dataclass(frozen=True)
+class DecodedPhoto:
+    """A decoded image file, ready to use."""
+
+    image: Image.Image  # its first frame, upright, 8-bit, in the mode asked for
+    format: str  # the content's format, as Pillow names it: "JPEG"
+    conversions: tuple[str, ...]  # what it took to get there, in words; () when nothing
+
+
+def decode_photo(
+    data: bytes, *, mode: PhotoMode, max_pixels: int | None = None, formats: Collection[str] = ACCEPTED_FORMATS
+) -> DecodedPhoto:
+    """Decode an image file in one of ``formats`` into an upright 8-bit ``mode`` image, or raise ``BadImage``.
+
+    EXIF orientation is applied (a corrupt EXIF block is ignored); animated images give their first
+    frame; transparency goes onto white; 16-bit and float images are scaled down to 8 bits; any
+    other mode (palette, CMYK, 1-bit, colour for "L") is converted. ``max_pixels``: see ``open_image``.
+    """
+    image = open_image(data, max_pixels=max_pixels, formats=formats)
+    with _bad_image_on_failure():
+        image.seek(0)  # the first frame of an animation
+        image.load()
+        upright, orientation = _upright(image)
+        converted, conversion = to_8bit(upright, mode)
+    turned = (f"turned upright (EXIF orientation {orientation})",) if orientation != 1 else ()
+    return DecodedPhoto(converted, image.format, turned + ((conversion,) if conversion else ()))
+
+
+def decode_image(data: bytes, *, max_pixels: int) -> Image.Image:
+    """An upload as the service colorizes it: upright 8-bit luminance (``L``), or raise ``BadImage``."""
+    return decode_photo(data, mode="L", max_pixels=max_pixels).image
+
+
+def open_image(
+    data: bytes, *, max_pixels: int | None = None, formats: Collection[str] = ACCEPTED_FORMATS
+) -> ImageFile.ImageFile:
+    """Identify an image file from its header, without decoding its pixels; or raise ``BadImage``.
+
+    Refuses files that are empty, not images, in a format outside ``formats``, or with more pixels
+    than ``max_pixels`` or Pillow's own limit.
+
+    Pillow checks for decompression bombs inside ``Image.open``, before we see the size: over
+    ``Image.MAX_IMAGE_PIXELS`` (about 89 Mpx unless changed) it warns, over twice that it raises.
+    Both are refusals here: that limit caps ``max_pixels``, so decoding never depends on warning
+    filters (a warning is an exception only where warnings are errors; elsewhere it is logged and
+    the size check below refuses the image). Warning filters are process-wide and not thread-safe,
+    so decoding never changes them.
     """
     if not data:
-        raise BadImage("empty_file", "The uploaded file is empty.")
+        raise BadImage("empty_file", "The file is empty.")
+    with _bad_image_on_failure():
+        image = Image.open(io.BytesIO(data))
+    if image.format not in formats:
+        raise BadImage(
+            "unsupported_format",
+            f"Unsupported image format {image.format}; send {_listed(sorted(formats))}.",
+        )
+    width, height = image.size
+    limit = _pixel_limit(max_pixels)
+    if limit is not None and width * height > limit:
+        raise BadImage(
+            "too_many_pixels", f"The image has {width}x{height} = {width * height} pixels; the limit is {limit}."
+        )
+    return image
+
+
+def _pixel_limit(max_pixels: int | None) -> int | None:
+    """The lower of ``max_pixels`` and Pillow's own limit; ``None`` where neither is set."""
+    return min((limit for limit in (max_pixels, Image.MAX_IMAGE_PIXELS) if limit is not None), default=None)
+
+
+@contextmanager
+def _bad_image_on_failure() -> Iterator[None]:
+    """Turn whatever opening or decoding an image file raises into a ``BadImage``."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            if image.format not in ACCEPTED_FORMATS:
-                raise BadImage(
-                    "unsupported_format",
-                    f"Unsupported image format {image.format}; send PNG, JPEG, WebP, BMP or TIFF.",
-                )
-            width, height = image.size
-            if width * height > max_pixels:
-                raise BadImage(
-                    "too_many_pixels",
-                    f"The image has {width}x{height} = {width * height} pixels; the limit is {max_pixels}.",
-                )
-            image.seek(0)  # first frame of an animation
-            image.load()
-            return to_grayscale(_upright(image))
-    except BadImage:
-        raise
+        yield
     except UnidentifiedImageError:
-        raise BadImage("not_an_image", "The file is not an image this service can read.") from None
+        raise BadImage("not_an_image", "The file is not an image in a format that can be read.") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise BadImage("too_many_pixels", "The image declares more pixels than this service accepts.") from None
+        raise BadImage("too_many_pixels", "The image declares more pixels than the limit.") from None
     except Exception as error:  # the decoders raise many kinds on crafted bytes; all mean the same to a client
         raise BadImage("corrupt_image", f"The image is truncated or corrupt: {error}") from None
 
 
-def _upright(image: Image.Image) -> Image.Image:
-    """``image`` turned as its EXIF orientation says; as it is when that EXIF block is unreadable."""
+def _listed(names: Sequence[str]) -> str:
+    """``A, B or C``."""
+    return ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else "".join(names)
+
+
+def file_suffixes(formats: Collection[str]) -> frozenset[str]:
+    """The file name suffixes Pillow knows for ``formats``: ``.jpg``, ``.jpeg``, ``.jfif``... for JPEG."""
+    return frozenset(suffix for suffix, fmt in Image.registered_extensions().items() if fmt in formats)
+
+
+def _upright(image: Image.Image) -> tuple[Image.Image, int]:
+    """``image`` turned as its EXIF orientation says, and that orientation (1: upright already).
+
+    As it is when that EXIF block is unreadable: the pixels are still good.
+    """
     try:
-        return ImageOps.exif_transpose(image)
-    except Exception:  # a corrupt EXIF block (struct.error and others): the pixels are still good
-        return image
+        orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+        if orientation not in _TURNING_ORIENTATIONS:
+            return image, 1
+        return ImageOps.exif_transpose(image), orientation
+    except Exception:  # a corrupt EXIF block (struct.error and others)
+        return image, 1
+
+
+def to_8bit(image: Image.Image, mode: PhotoMode) -> tuple[Image.Image, str | None]:
+    """Any PIL mode to 8-bit ``mode``, and the conversion in words (``None``: it was that already).
+
+    Transparency goes onto white; 16/32-bit and float images are scaled to 8 bits, not clipped.
+    """
+    source = image.mode
+    if source in _TRANSPARENT_MODES or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        image = Image.alpha_composite(Image.new("RGBA", rgba.size, _OPAQUE_WHITE), rgba)
+        how = f"{source} with transparency onto white, to {mode}"
+    elif source in _DEEP_MODES:
+        image = _scaled_to_8_bits(image)
+        how = f"{source} (more than 8 bits) to {mode}"
+    elif source == mode:
+        return image, None
+    else:  # L, RGB, P, CMYK, 1, YCbCr...
+        if source == "CMYK":
+            image = image.convert("RGB")  # to L by way of RGB: the same pixels, a conversion every Pillow has
+        how = f"{_MODE_NAMES.get(source, source)} to {mode}"
+    return (image if image.mode == mode else image.convert(mode)), how
+
+
+def _scaled_to_8_bits(image: Image.Image) -> Image.Image:
+    """A 16/32-bit integer or float image as 8-bit ``L``, its full range scaled down rather than clipped at 255."""
+    array = np.asarray(image, dtype=np.float64)
+    if image.mode == "F":
+        peak = max(array.max(initial=0.0), 1.0)
+    else:
+        peak = 65535.0 if array.max(initial=0) > 255 else 255.0
+    return Image.fromarray(np.clip(array / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
 
 
 def to_grayscale(image: Image.Image) -> Image.Image:
-    """Any PIL mode to 8-bit luminance, compositing transparency onto white."""
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        # 16/32-bit integer: scale the full range down to 8 bits rather than clipping at 255.
-        array = np.asarray(image, dtype=np.float64)
-        peak = 65535.0 if array.max(initial=0) > 255 else 255.0
-        return Image.fromarray(np.clip(array / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
-    if image.mode == "F":
-        array = np.asarray(image, dtype=np.float64)
-        peak = max(array.max(initial=0.0), 1.0)
-        return Image.fromarray(np.clip(array / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(white, rgba)
-    if image.mode == "CMYK":
-        image = image.convert("RGB")
-    return image.convert("L")
+    """Any PIL mode to a new 8-bit luminance image, compositing transparency onto white.
+
+    New even when ``image`` is ``L`` already, so it outlives a file ``image`` was opened from.
+    """
+    gray, _ = to_8bit(image, "L")
+    return gray.copy() if gray is image else gray
 
 
 def model_input(gray: Image.Image, size: int) -> np.ndarray:
     """The model's input for one photo: ``(size, size, 1)`` float32 in [0, 1]."""
-    resized = gray if gray.size == (size, size) else gray.resize((size, size), Image.Resampling.BICUBIC)
+    resized = gray if gray.size == (size, size) else gray.resize((size, size), RESIZE_FILTER)
     pixels = np.asarray(resized, dtype=np.float32)  # (size, size), a fresh array
     pixels /= 255.0
     return pixels[..., None]

@@ -23,7 +23,7 @@ from colorizer_core.tensorflow_setup import device_summary, quiet_tensorflow
 if TYPE_CHECKING:
     from colorizer_core.inference import LoadedModel
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
+IMAGE_SUFFIXES = imaging.file_suffixes(imaging.ACCEPTED_FORMATS)  # what a folder's images are named
 
 
 def serve(argv: Sequence[str] | None = None) -> None:

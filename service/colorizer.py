@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -197,11 +196,7 @@ def _declared_pixels(data: bytes, max_pixels: int) -> int:
     0 where decoding will refuse it before allocating its pixels anyway: not an image, or over ``max_pixels``.
     """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
-                width, height = image.size
-    except Exception:
+        with imaging.open_image(data, max_pixels=max_pixels) as image:
+            return image.width * image.height
+    except imaging.BadImage:
         return 0
-    pixels = width * height
-    return pixels if pixels <= max_pixels else 0

@@ -1,13 +1,15 @@
-"""Image processing (colorizer_core.imaging) called directly: the colour merge and the encoders."""
+"""Image processing (colorizer_core.imaging) called directly: the colour merge, the encoders and decoding."""
 
 from __future__ import annotations
 
 import io
+import typing
+import warnings
 
 import numpy as np
 import pytest
 from PIL import Image
-from service_testing import photo
+from service_testing import encode, photo
 
 from colorizer_core import imaging
 from colorizer_core.imaging import DEFAULT_PNG_COMPRESS_LEVEL, apply_chroma, encode_image, encode_png, model_input
@@ -95,3 +97,134 @@ def test_chroma_merge_in_strips_gives_the_same_pixels(monkeypatch: pytest.Monkey
 def test_model_input_at_the_model_size_is_the_photo_unresized() -> None:
     gray = photo(32, 32, "L")
     assert np.array_equal(model_input(gray, 32)[..., 0], np.asarray(gray, np.float32) / 255.0)
+
+
+# Decoding: one path for the service (luminance) and the dataset builder (colour).
+
+
+def transparent_red(mode: str) -> Image.Image:
+    return Image.new("RGBA", (8, 8), (255, 0, 0, 0)).convert(mode)
+
+
+def palette_with_transparency() -> Image.Image:
+    image = Image.new("P", (8, 8), 0)
+    image.putpalette([255, 0, 0, 0, 0, 255])
+    image.info["transparency"] = 0
+    return image
+
+
+def luminance(rgb: tuple[int, int, int]) -> int:
+    return Image.new("RGB", (1, 1), rgb).convert("L").getpixel((0, 0))
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+@pytest.mark.parametrize(
+    ("image", "rgb"),
+    [
+        (transparent_red("RGBA"), (255, 255, 255)),
+        (transparent_red("LA"), (255, 255, 255)),
+        (palette_with_transparency(), (255, 255, 255)),
+        (Image.new("L", (8, 8), 100), (100, 100, 100)),
+        (Image.new("1", (8, 8), 1), (255, 255, 255)),
+        (Image.new("CMYK", (8, 8), (0, 255, 255, 0)), (255, 0, 0)),
+        (Image.fromarray(np.full((8, 8), 65535, np.uint16)), (255, 255, 255)),
+        (Image.fromarray(np.full((8, 8), 32896, np.uint16)), (128, 128, 128)),
+        (Image.fromarray(np.full((8, 8), 0.5, np.float32)), (128, 128, 128)),  # float: 0 to 1, or to its peak
+    ],
+    ids=["rgba", "la", "palette-transparency", "gray", "1-bit", "cmyk", "16-bit-white", "16-bit-mid", "float"],
+)
+def test_every_mode_becomes_8_bit_with_transparency_on_white(image: Image.Image, rgb: tuple, mode: str) -> None:
+    converted, conversion = imaging.to_8bit(image, mode)
+    assert (converted.mode, converted.size) == (mode, image.size)
+    assert converted.getpixel((0, 0)) == (rgb if mode == "RGB" else luminance(rgb))
+    if image.mode == mode:
+        assert conversion is None
+    else:
+        assert image.mode in conversion and conversion.endswith(f"to {mode}")
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_an_image_already_in_the_mode_is_kept_as_it_is(mode: str) -> None:
+    image = photo(8, 8, mode)
+    assert imaging.to_8bit(image, mode) == (image, None)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_decoding_turns_exif_rotated_photos_upright_and_says_so(mode: str) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to view
+    decoded = imaging.decode_photo(encode(photo(40, 30), "JPEG", exif=exif), mode=mode)
+    assert (decoded.image.mode, decoded.image.size, decoded.format) == (mode, (30, 40), "JPEG")
+    assert decoded.conversions[0] == "turned upright (EXIF orientation 6)"
+
+
+@pytest.mark.parametrize(
+    ("data", "formats", "kind"),
+    [
+        (b"", imaging.ACCEPTED_FORMATS, "empty_file"),
+        (b"Dear service, please colorize me.", imaging.ACCEPTED_FORMATS, "not_an_image"),
+        (encode(photo(32, 32), "ICO"), imaging.ACCEPTED_FORMATS, "unsupported_format"),
+        (encode(photo(8, 8), "GIF"), {"PNG", "JPEG"}, "unsupported_format"),
+        (encode(photo(64, 48), "JPEG")[:300], imaging.ACCEPTED_FORMATS, "corrupt_image"),
+        (encode(photo(101, 100)), imaging.ACCEPTED_FORMATS, "too_many_pixels"),  # one row over max_pixels
+    ],
+    ids=["empty", "text", "ico", "outside-formats", "truncated", "over-max-pixels"],
+)
+def test_decoding_refuses_a_bad_file_with_its_kind(data: bytes, formats: set[str], kind: str) -> None:
+    with pytest.raises(imaging.BadImage) as refused:
+        imaging.decode_photo(data, mode="L", max_pixels=100 * 100, formats=formats)
+    assert refused.value.kind == kind
+    assert refused.value.message
+
+
+@pytest.mark.parametrize("action", ["error", "ignore"])
+@pytest.mark.parametrize("over", [1, 2])  # over Pillow's limit, where it warns; over twice it, where it raises
+def test_images_over_pillows_own_limit_are_refused_whatever_the_warning_filters(
+    monkeypatch: pytest.MonkeyPatch, action: str, over: int
+) -> None:
+    image = photo(40, 30)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 40 * 30 // over - 1)
+    with warnings.catch_warnings():  # this test's own filters; decoding must work under any
+        warnings.simplefilter(action, Image.DecompressionBombWarning)
+        with pytest.raises(imaging.BadImage) as refused:
+            imaging.decode_photo(encode(image), mode="L", max_pixels=10**9)
+    assert refused.value.kind == "too_many_pixels"
+
+
+def test_decoding_leaves_the_process_warning_filters_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Filters are process-wide: changing them while another thread decodes would change that thread's too."""
+    filters_seen_by_pillow = []
+    pillow_open = Image.open
+
+    def open_and_look(*args: object, **kwargs: object) -> Image.Image:
+        filters_seen_by_pillow.append(list(warnings.filters))
+        return pillow_open(*args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", open_and_look)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 40 * 30 - 1)  # so it would warn
+    for data in (encode(photo(20, 10)), encode(photo(40, 30))):
+        try:
+            imaging.decode_photo(data, mode="L", max_pixels=10**9)
+        except imaging.BadImage:
+            pass
+    assert filters_seen_by_pillow == [list(warnings.filters)] * 2
+
+
+def test_each_output_format_is_answered_with_its_media_type() -> None:
+    for name, media_type in imaging.MEDIA_TYPES.items():
+        with Image.open(io.BytesIO(encode_image(photo(), name))) as image:
+            assert image.get_format_mimetype() == media_type
+    assert typing.get_args(imaging.OutputFormat) == tuple(imaging.MEDIA_TYPES) == tuple(imaging.OUTPUT_FORMATS)
+
+
+def test_file_suffixes_are_the_usual_names_of_each_format() -> None:
+    assert {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"} <= imaging.file_suffixes(
+        imaging.ACCEPTED_FORMATS
+    )
+    assert imaging.file_suffixes({"PNG"}) & {".jpg", ".gif", ".tif"} == set()
+
+
+def test_to_grayscale_gives_an_image_that_outlives_its_file() -> None:
+    with Image.open(io.BytesIO(encode(photo(8, 8, "L")))) as opened:
+        gray = imaging.to_grayscale(opened)
+    assert np.array_equal(np.asarray(gray), np.asarray(photo(8, 8, "L")))

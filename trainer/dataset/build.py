@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import io
 import json
 import os
 import random
@@ -29,10 +28,17 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
-from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 from tqdm import tqdm
 
-from colorizer_core.imaging import to_grayscale
+from colorizer_core.imaging import (
+    ACCEPTED_FORMATS,
+    RESIZE_FILTER,
+    BadImage,
+    DecodedPhoto,
+    decode_photo,
+    file_suffixes,
+)
 
 Fit = Literal["stretch", "crop"]
 Split = Literal["train", "val", "test"]
@@ -47,17 +53,15 @@ PHOTOS_SOURCE_PATTERN = r"^(.+)_(\d{3}|whole)\.jpg$"
 # Its collection (one photographer, style or subject): the name's leading letters, `water` of `water0_012.jpg`.
 PHOTOS_COLLECTION_PATTERN = r"^([a-z]+)"
 
-# The seed kept jpeg/jpg/bmp/png; WebP is a photo format scrapers often bring home. GIF is left out:
-# at most 256 colours makes a poor colour target. MPO is how PIL names some cameras' JPEGs.
-ALLOWED_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
-ALLOWED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "BMP", "WEBP"})
-RESAMPLE = Image.Resampling.BICUBIC  # the filter colorizer_core.imaging.model_input uses
+# What the seed kept (JPEG, PNG, BMP) and WebP, a photo format scrapers often bring home: the service's
+# formats less GIF (at most 256 colours makes a poor colour target) and TIFF (which the seed never took).
+ALLOWED_FORMATS = ACCEPTED_FORMATS - {"GIF", "TIFF"}
+ALLOWED_EXTENSIONS = file_suffixes(ALLOWED_FORMATS)  # .jpg, .jpeg, .png, .bmp, .webp and their rarer spellings
+# Why a file was dropped, as the manifest has always named the service's kinds of bad image.
+DROP_REASONS = {"unsupported_format": "bad_content", "too_many_pixels": "too_large", "corrupt_image": "corrupt"}
 NAME_HEX_DIGITS = 16  # 64 random bits: collisions are checked anyway
 OUTPUT_SUFFIX = ".png"  # lossless, so each x is exactly its y's convert("L")
 PNG_COMPRESS_LEVEL = 1  # photos barely compress: level 6 gives the same size, 4x slower
-WHITE = (255, 255, 255, 255)
-SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I", "F"})
-MODE_NAMES = {"L": "grayscale (L)", "P": "palette (P)", "1": "black and white (1)"}
 
 
 class DatasetError(Exception):
@@ -183,50 +187,20 @@ def category_of(source: PurePosixPath) -> str:
     return source.parts[0]
 
 
-# Step 3. Decided by content as well as by name: an HTML page saved as .jpg is dropped.
-def open_allowed_image(filename: str, data: bytes) -> Image.Image:
-    """Decode an image whose extension and content are both allowed types, or raise ``Dropped``."""
+# Steps 3 and 4. Decided by content as well as by name: an HTML page saved as .jpg is dropped.
+def decode_allowed_image(filename: str, data: bytes) -> DecodedPhoto:
+    """An image whose extension and content are both allowed types, as upright 8-bit RGB; or raise ``Dropped``.
+
+    Transparency goes onto white, 16-bit images are scaled to 8 bits; ``conversions`` says what was
+    done. Images over Pillow's decompression-bomb limit (about 89 Mpx) are dropped as too large.
+    """
     extension = PurePosixPath(filename).suffix.lower()
     if extension not in ALLOWED_EXTENSIONS:
         raise Dropped("bad_extension", f"extension {extension or '(none)'!r} is not an allowed image type")
-    if not data:
-        raise Dropped("empty_file", "the file is empty")
     try:
-        image = Image.open(io.BytesIO(data))
-        if image.format not in ALLOWED_FORMATS:
-            raise Dropped("bad_content", f"content is {image.format}, not an allowed image type")
-        image.load()
-    except UnidentifiedImageError:
-        raise Dropped("not_an_image", f"content is not an image despite the extension {extension!r}") from None
-    except Image.DecompressionBombError as error:
-        raise Dropped("too_large", str(error)) from None
-    except (OSError, SyntaxError, ValueError, EOFError) as error:
-        raise Dropped("corrupt", f"cannot be decoded: {error}") from None
-    return image
-
-
-# Step 4.
-def to_rgb(image: Image.Image) -> tuple[Image.Image, tuple[str, ...]]:
-    """Any mode to upright 8-bit RGB, transparency onto white; also says what was converted."""
-    conversions: list[str] = []
-    orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
-    if orientation != 1:
-        image = ImageOps.exif_transpose(image)
-        conversions.append(f"turned upright (EXIF orientation {orientation})")
-    mode = image.mode
-    if mode == "RGB":
-        return image, tuple(conversions)
-    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        image = Image.alpha_composite(Image.new("RGBA", rgba.size, WHITE), rgba).convert("RGB")
-        conversions.append(f"{mode} with transparency onto white, to RGB")
-    elif mode in SIXTEEN_BIT_MODES:
-        image = to_grayscale(image).convert("RGB")  # scales the full range to 8 bits
-        conversions.append(f"{mode} (more than 8 bits) to RGB")
-    else:  # L, P, CMYK, 1, YCbCr...
-        image = image.convert("RGB")
-        conversions.append(f"{MODE_NAMES.get(mode, mode)} to RGB")
-    return image, tuple(conversions)
+        return decode_photo(data, mode="RGB", formats=ALLOWED_FORMATS)
+    except BadImage as error:
+        raise Dropped(DROP_REASONS.get(error.kind, error.kind), error.message) from None
 
 
 # Step 5.
@@ -242,8 +216,8 @@ def random_names(count: int, rng: random.Random) -> list[str]:
 def resize(image: Image.Image, size: int, fit: Fit) -> Image.Image:
     """A ``size`` x ``size`` copy: stretched (the seed's) or a centre square crop."""
     if fit == "crop":
-        return ImageOps.fit(image, (size, size), method=RESAMPLE)
-    return image.resize((size, size), RESAMPLE)
+        return ImageOps.fit(image, (size, size), method=RESIZE_FILTER)
+    return image.resize((size, size), RESIZE_FILTER)
 
 
 # Step 7.
@@ -465,19 +439,18 @@ def _process_file(
     category = None
     try:
         category = category_of(source)
-        image = open_allowed_image(source.name, (raw / source).read_bytes())
+        photo = decode_allowed_image(source.name, (raw / source).read_bytes())
     except Dropped as dropped:
         return Entry(str(source), "dropped", category=category, reason=dropped.reason, detail=dropped.detail)
-    rgb, conversions = to_rgb(image)
-    target = resize(rgb, options.size, options.fit)
+    target = resize(photo.image, options.size, options.fit)
     target.save(staging / "pool_y" / name, compress_level=PNG_COMPRESS_LEVEL)
     gray_copy(target).save(staging / "pool_x" / name, compress_level=PNG_COMPRESS_LEVEL)
     return Entry(
         str(source),
-        "converted" if conversions else "kept",
+        "converted" if photo.conversions else "kept",
         category=category,
-        format=image.format,
-        conversions=conversions,
+        format=photo.format,
+        conversions=photo.conversions,
         name=name,
         group=source_group(source.name, pattern),
         collection=source_group(source.name, collection_pattern) if collection_pattern else None,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 import anyio
 from fastapi import APIRouter, Form, Query, Request, UploadFile
@@ -14,12 +14,11 @@ from colorizer_service.api.lifetime import for_client
 from colorizer_service.archive import build_archive
 from colorizer_service.budget import ARCHIVE_COPIES
 from colorizer_core.hints import MAX_HINTS, Hint, InvalidHints, parse_hints
-from colorizer_core.imaging import MAX_SATURATION, MEDIA_TYPES, MIN_RENDER_SIZE, ColorizeOptions
+from colorizer_core.imaging import MAX_SATURATION, MEDIA_TYPES, MIN_RENDER_SIZE, ColorizeOptions, OutputFormat
 from colorizer_service.colorizer import Colorized, Upload
 
 router = APIRouter(tags=["colorize"])
 
-OutputFormat = Literal["png", "jpeg", "webp"]
 FormatQuery = Annotated[OutputFormat, Query(alias="format", description="How the answer is encoded.")]
 SaturationQuery = Annotated[
     float, Query(ge=0, le=MAX_SATURATION, description="Scales the predicted colour: 0 gray, 1 as predicted.")
@@ -64,7 +63,7 @@ async def colorize(
     saturation: SaturationQuery = 1.0,
     render_size: RenderSizeQuery = None,
 ) -> Response:
-    """Colorize one photo (PNG, JPEG, WebP, BMP or TIFF); the answer has the photo's pixel size."""
+    """Colorize one photo (PNG, JPEG, WebP, BMP, TIFF or GIF); the answer has the photo's pixel size."""
     options = ColorizeOptions(_hints(hints), saturation, render_size)
     work = colorizer.colorize(await file.read(), output_format, claim, options)
     result = await for_client(request, work, timeout_s=settings.job_timeout_s)
