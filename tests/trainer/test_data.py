@@ -14,7 +14,7 @@ from colorizer_core import contract
 from colorizer_trainer import data
 from colorizer_trainer.hints_curve import hints_from_truth
 
-from conftest import write_tiny_dataset
+from photo_folders import write_tiny_dataset
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import write_tiny_dataset
+from photo_folders import write_tiny_dataset
 from ports import free_port
 from waiting import wait_until
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from colorizer_trainer.cli import app
 from colorizer_trainer.hints_curve import GRID_HINTS, GRID_LABELS, hints_curve
 
-from conftest import write_tiny_dataset
+from photo_folders import write_tiny_dataset
 
 SIZE = 32
 
