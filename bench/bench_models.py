@@ -11,12 +11,13 @@ simulated hints; the seed: whole images), so only the ratio between them is mean
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from colorizer_core.tensorflow_setup import quiet_tensorflow
+
+quiet_tensorflow()
 
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402

@@ -44,6 +44,8 @@ from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 from tqdm import tqdm
 
+from colorizer_core.tensorflow_setup import quiet_tensorflow
+
 REPO = Path(__file__).resolve().parents[1]
 THROUGHPUT_GOAL = 0.85
 LATENCY_GOAL = 1.3
@@ -467,6 +469,7 @@ def report(results: dict) -> None:
 
 def main() -> None:
     args = parse_args()
+    quiet_tensorflow()
     if args.report:
         results = json.loads(args.report.read_text())
         report(results)
