@@ -29,7 +29,7 @@ class Architecture(ABC):
     default_beta_1: float
     augment_flips: bool
     train_crop: int | None  # train on random square crops of this side (None: whole images)
-    takes_hints: bool = False  # the generator's second input: colour hints (service/contract.py)
+    takes_hints: bool = False  # the generator's second input: colour hints (core/contract.py)
 
     @property
     def default_lr(self) -> float:

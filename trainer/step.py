@@ -9,6 +9,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from colorizer_core import contract
 from colorizer_trainer.gans import Architecture
 
 
@@ -82,7 +83,7 @@ class GANStep:
 
     def predict_rgb(self, gray: tf.Tensor, hints: tf.Tensor | None = None) -> tf.Tensor:
         """What an export of the weights as they stand would output."""
-        hints = tf.zeros(tf.concat([tf.shape(gray)[:3], [4]], 0)) if hints is None else hints
+        hints = tf.zeros(tf.concat([tf.shape(gray)[:3], [contract.HINT_CHANNELS]], 0)) if hints is None else hints
         output = self.serving_generator(self.generator_inputs(gray, hints), training=False)
         return self.architecture.to_rgb(gray, output)
 

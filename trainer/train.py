@@ -118,7 +118,6 @@ class GANTrainer:
             config.run_dir / "checkpoints", {**self.gan.trackables(), **self.counters.trackables()}, self.strategy
         )
 
-    # What bench/ and tests/trainer/test_export.py ask the trainer for.
     def restore(self) -> bool:
         """Resume from the newest readable checkpoint, if any. Returns whether one was found."""
         path = self.checkpoints.restore()
