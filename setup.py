@@ -2,7 +2,8 @@
 
 The folders keep short names; the installed names (colorizer_core, colorizer_service,
 colorizer_trainer) cannot collide with other packages called `service` or `trainer`. An image that
-copies only some folders (the service's leaves trainer/ out) installs only those.
+copies only some folders (the service's leaves trainer/ out) installs only those, and only their
+console scripts: a trainer-only install has no `colorize-serve` that could not start.
 """
 
 from pathlib import Path
@@ -10,6 +11,10 @@ from pathlib import Path
 from setuptools import find_packages, setup
 
 INSTALLED_NAMES = {"core": "colorizer_core", "service": "colorizer_service", "trainer": "colorizer_trainer"}
+CONSOLE_SCRIPTS = {
+    "trainer": ["colorize-train = colorizer_trainer.cli:main"],
+    "service": ["colorize-serve = colorizer_service.cli:serve", "colorize = colorizer_service.cli:colorize"],
+}
 
 root = Path(__file__).parent
 present = {folder: name for folder, name in INSTALLED_NAMES.items() if (root / folder / "__init__.py").is_file()}
@@ -20,4 +25,5 @@ setup(
         for folder, name in present.items()
         for sub in ["", *find_packages(folder)]
     ],
+    entry_points={"console_scripts": [script for folder in present for script in CONSOLE_SCRIPTS.get(folder, [])]},
 )

@@ -23,11 +23,11 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from colorizer_core import contract  # noqa: E402
-from colorizer_trainer.gans import ARCH_NAMES, get_architecture  # noqa: E402
+from colorizer_trainer import data  # noqa: E402
 from colorizer_trainer.config import TrainConfig  # noqa: E402
 from colorizer_trainer.flops import count_flops  # noqa: E402
+from colorizer_trainer.gans import ARCH_NAMES, get_architecture  # noqa: E402
 from colorizer_trainer.train import GANTrainer, configure_runtime  # noqa: E402
-from colorizer_trainer import data  # noqa: E402
 
 SIZE = 200
 

@@ -37,6 +37,7 @@ def measure(replicas: int, args: argparse.Namespace) -> dict:
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * replicas)
 
     from bench_models import make_dataset
+
     from colorizer_trainer import data
     from colorizer_trainer.config import TrainConfig
     from colorizer_trainer.train import GANTrainer, configure_runtime

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
+import cv2
 import numpy as np
 from isal import isal_zlib
 from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
@@ -49,7 +50,7 @@ _PNG_MODES = {1: "L", 3: "RGB"}  # by channel count
 _PNG_FILTER_UP = 2
 _OPAQUE_WHITE = (255, 255, 255, 255)
 _TINY_OFFSET = 1e-6  # a channel offset smaller than this can never clip
-# Pixels the chroma merge works on at a time: its float32 planes take ~40 bytes a pixel.
+# Pixels the exact chroma merge works on at a time: its float32 planes take ~40 bytes a pixel.
 CHROMA_STRIP_PIXELS = 1 << 18
 
 
@@ -275,31 +276,44 @@ def check_hints_inside(hints: Sequence[Hint], photo_size: tuple[int, int]) -> No
 def apply_chroma(gray: Image.Image, rgb: np.ndarray, saturation: float = 1.0) -> Image.Image:
     """Join the model's colour with the photo's own luminance, at the photo's size.
 
-    ``rgb`` is the model's ``(h, w, 3)`` output in [0, 1] at any size. Its chroma (Cb, Cr) is
+    ``rgb`` is the model's ``(h, w, 3)`` output in [0, 1] at any size. Its chroma (Cr, Cb) is
     resized to the photo and scaled by ``saturation``, then each pixel's chroma is shrunk just enough
     that no channel clips, so the result's luminance equals the input's to within rounding.
 
-    The float work goes in strips of rows, so its memory does not grow with the photo; each strip
-    works on ``(h, W)`` float32 planes, in place where it can: a few passes over its pixels and no
-    ``(h, W, 3)`` temporaries. No resize when the model saw the photo at its own size.
+    OpenCV does the per-pixel work (SIMD, several cores, no GIL): the resize, and YCrCb to RGB in
+    8-bit fixed point, which is exact to within rounding wherever no channel clips. It clips a
+    channel where the colour leaves the gamut, which would change that pixel's luminance: pixels
+    with a channel at 0 or 255 (a few percent of a photo) are redone by the exact float merge.
     """
     if saturation == 0.0:  # no colour at all: the photo's luminance in each channel
         return Image.merge("RGB", (gray, gray, gray))
-    small = Image.fromarray(np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8), "RGB")
-    _, cb_image, cr_image = small.convert("YCbCr").split()
-    if cb_image.size != gray.size:
-        cb_image = cb_image.resize(gray.size, Image.Resampling.BICUBIC)
-        cr_image = cr_image.resize(gray.size, Image.Resampling.BICUBIC)
-    cb_full = np.asarray(cb_image)  # (H, W) uint8
-    cr_full = np.asarray(cr_image)
-    luma_full = np.asarray(gray)
-    width, height = gray.size
-    colour = np.empty((height, width, 3), np.uint8)
-    rows = max(1, CHROMA_STRIP_PIXELS // width)
-    for top in range(0, height, rows):
-        strip = slice(top, top + rows)
-        _join_chroma(luma_full[strip], cb_full[strip], cr_full[strip], saturation, out=colour[strip])
+    small = np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    ycrcb = cv2.cvtColor(small, cv2.COLOR_RGB2YCrCb)  # (h, w, 3) uint8, chroma centred on 128
+    if ycrcb.shape[1::-1] != gray.size:
+        ycrcb = cv2.resize(ycrcb, gray.size, interpolation=cv2.INTER_CUBIC)
+    ycrcb[..., 0] = np.asarray(gray)  # the photo's own luminance
+    scaled = ycrcb if saturation == 1.0 else cv2.transform(ycrcb, _saturation_matrix(saturation))
+    colour = cv2.cvtColor(scaled, cv2.COLOR_YCrCb2RGB)
+    # A chroma that saturated its uint8 when scaled always puts a channel out of range too.
+    in_gamut = cv2.inRange(colour, (1, 1, 1), (254, 254, 254))
+    _redo_exactly(ycrcb, saturation, np.flatnonzero(in_gamut == 0), out=colour)
     return Image.fromarray(colour, "RGB")
+
+
+def _saturation_matrix(saturation: float) -> np.ndarray:
+    """The (3, 4) affine map of (Y, Cr, Cb) that keeps Y and scales the chroma about 128."""
+    offset = 128.0 * (1.0 - saturation)
+    return np.array([[1, 0, 0, 0], [0, saturation, 0, offset], [0, 0, saturation, offset]], np.float32)
+
+
+def _redo_exactly(ycrcb: np.ndarray, saturation: float, pixels: np.ndarray, *, out: np.ndarray) -> None:
+    """Merge ``pixels`` (flat indices) again with the exact float merge, a bounded number at a time."""
+    ycrcb, out = ycrcb.reshape(1, -1, 3), out.reshape(1, -1, 3)
+    for start in range(0, pixels.size, CHROMA_STRIP_PIXELS):
+        chunk = ycrcb[:, pixels[start : start + CHROMA_STRIP_PIXELS]]  # (1, n, 3): a copy
+        merged = np.empty(chunk.shape, np.uint8)
+        _join_chroma(chunk[..., 0], chunk[..., 2], chunk[..., 1], saturation, out=merged)
+        out[:, pixels[start : start + CHROMA_STRIP_PIXELS]] = merged
 
 
 def _join_chroma(

@@ -21,9 +21,9 @@ from colorizer_service.api.middleware import CrossSiteGuard, MemoryAdmission, Re
 from colorizer_service.api.routes import docs
 from colorizer_service.batching import BatchingQueue
 from colorizer_service.budget import MemoryBudget
+from colorizer_service.colorizer import Colorizer
 from colorizer_service.live_model import LiveModel, ReloadFailed
 from colorizer_service.prometheus_metrics import Metrics
-from colorizer_service.colorizer import Colorizer
 from colorizer_service.settings import Settings
 
 log = logging.getLogger(__name__)

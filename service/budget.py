@@ -24,7 +24,8 @@ from colorizer_core.contract import HINT_CHANNELS
 
 # A photo's peak, per pixel of the upload, from decode to encoded answer. Decoding a 16-bit or
 # float image is the worst case (its float64 rescale); 8-bit photos take less than half of this.
-# The chroma merge works in strips (pipeline.CHROMA_STRIP_PIXELS), so it adds only a few bytes a pixel.
+# The chroma merge adds about 16 bytes a pixel: its uint8 planes, and at worst an index per pixel to redo
+# (it redoes them imaging.CHROMA_STRIP_PIXELS at a time).
 PEAK_BYTES_PER_PIXEL = 32
 # Per pixel of the model's input (render size squared): gray, hint map and RGB output as float32,
 # each once for the job and once more stacked into its batch.

@@ -17,8 +17,8 @@ from tqdm import tqdm
 
 from colorizer_core import imaging
 from colorizer_core.hints import Hint, InvalidHints, parse_hint_flag
-from colorizer_service.settings import Settings
 from colorizer_core.tensorflow_setup import device_summary, quiet_tensorflow
+from colorizer_service.settings import Settings
 
 if TYPE_CHECKING:
     from colorizer_core.inference import LoadedModel

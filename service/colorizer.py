@@ -18,12 +18,12 @@ import numpy as np
 from PIL import Image
 
 from colorizer_core import imaging
+from colorizer_core.hints import Hint
+from colorizer_core.imaging import ColorizeOptions
+from colorizer_core.inference import LoadedModel
 from colorizer_service.batching import BatchingQueue, InferenceFailed, QueueClosed, QueueFull
 from colorizer_service.budget import Claim, NeverFits, OverBudget, photo_cost
-from colorizer_core.hints import Hint
 from colorizer_service.live_model import LiveModel, ModelNotReady
-from colorizer_core.inference import LoadedModel
-from colorizer_core.imaging import ColorizeOptions
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +74,8 @@ class Colorizer:
         self.max_pixels = max_pixels
         self.max_render_size = max_render_size
         self.png_compress_level = png_compress_level
-        # Decoding, the colour merge and encoding run in threads: Pillow, numpy and zlib release the
-        # GIL, so they use that many cores at once; requests beyond it wait their turn.
+        # Decoding, the colour merge and encoding run in threads: Pillow, OpenCV, numpy and ISA-L release
+        # the GIL, so they use that many cores at once; requests beyond it wait their turn.
         self.codec_limiter = anyio.CapacityLimiter(codec_threads)
 
     async def colorize(

@@ -8,7 +8,6 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-
 from tiny_models import make_model_dir
 
 # The tests share a small machine with training jobs: keep TensorFlow to few threads and quiet.

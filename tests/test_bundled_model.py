@@ -15,8 +15,8 @@ from PIL import Image
 from skimage.color import rgb2lab
 
 from colorizer_core import contract
-from colorizer_core.inference import load_model
 from colorizer_core.imaging import colorize_images
+from colorizer_core.inference import load_model
 
 MODELS_ROOT = Path(__file__).resolve().parents[1] / "models" / "colorizer"
 GRAY_INPUT_VALIDATION_DELTA_E = 13.83  # the gray input's on the same split: docs/results.md

@@ -7,6 +7,7 @@ hadolint runs where it is installed. Both skip, saying why, where the tool is ab
 
 from __future__ import annotations
 
+import configparser
 import json
 import os
 import re
@@ -14,8 +15,9 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
-import tomllib
+import zipfile
 from collections.abc import Callable, Iterator
 from fnmatch import fnmatch
 from functools import cache
@@ -24,6 +26,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
+import tomllib
 from dockerfile_parse import DockerfileParser
 from dockerfile_parse.util import get_key_val_dictionary
 
@@ -98,8 +101,25 @@ def is_dockerignored(path: str) -> bool:
     return any(fnmatch(path, pattern) or path.startswith(pattern.rstrip("/") + "/") for pattern in dockerignore_patterns())
 
 
-def console_scripts() -> set[str]:
-    return set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"])
+@cache
+def console_scripts(dockerfile: Path) -> frozenset[str]:
+    """The console scripts a wheel built from what ``dockerfile`` copies of the project installs."""
+    with tempfile.TemporaryDirectory() as scratch:
+        project, wheels = Path(scratch) / "project", Path(scratch) / "wheels"
+        project.mkdir()
+        for source in copy_sources(dockerfile):
+            if (ROOT / source).is_dir() and (ROOT / source / "__init__.py").is_file():
+                shutil.copytree(ROOT / source, project / source, ignore=shutil.ignore_patterns("__pycache__"))
+            elif (ROOT / source).is_file():
+                shutil.copy(ROOT / source, project)
+        command = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(project)]
+        subprocess.run(command, check=True, capture_output=True, timeout=TOOL_TIMEOUT_S)
+        (wheel,) = wheels.glob("*.whl")
+        with zipfile.ZipFile(wheel) as archive:
+            (entry_points,) = [name for name in archive.namelist() if name.endswith(".dist-info/entry_points.txt")]
+            parser = configparser.ConfigParser()
+            parser.read_string(archive.read(entry_points).decode())
+    return frozenset(parser["console_scripts"])
 
 
 # --- Compose files -------------------------------------------------------------------------------
@@ -241,7 +261,13 @@ def test_dockerfile_runs_as_a_non_root_user(dockerfile: Path) -> None:
 def test_dockerfile_starts_a_console_script_of_the_project(dockerfile: Path) -> None:
     entrypoint, command = values(dockerfile, "ENTRYPOINT"), values(dockerfile, "CMD")
     program = arguments((entrypoint or command)[-1])[0]
-    assert program in console_scripts()
+    assert program in console_scripts(dockerfile)
+
+
+@pytest.mark.parametrize(("image", "others"), [("service", {"colorize-train"}), ("trainer", {"colorize-serve", "colorize"})])
+def test_image_installs_no_console_script_of_the_other_side(image: str, others: set[str]) -> None:
+    assert console_scripts(DOCKERFILES[image])
+    assert not console_scripts(DOCKERFILES[image]) & others
 
 
 class ReadyzHandler(BaseHTTPRequestHandler):

@@ -22,7 +22,6 @@ from colorizer_trainer.evaluate_cli import (  # imports TensorFlow only when a c
     evaluate_command,
 )
 
-
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Build datasets, train, export and evaluate colorizers.")
 
 

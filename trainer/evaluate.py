@@ -20,8 +20,8 @@ import tensorflow as tf
 from PIL import Image
 from tqdm import tqdm
 
-from colorizer_core.inference import load_model
 from colorizer_core.imaging import colorize_images, to_grayscale
+from colorizer_core.inference import load_model
 from colorizer_trainer import image_quality
 from colorizer_trainer.data import UnreadableImage, source_photos
 from colorizer_trainer.samples import save_grid

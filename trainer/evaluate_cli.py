@@ -34,7 +34,13 @@ def evaluate_command(
     """Score MODEL_DIR on a split of DATA and print a Markdown table of the metrics."""
     quiet_tensorflow()
     from colorizer_trainer.data import UnreadableImage
-    from colorizer_trainer.evaluate import format_table, gray_as_rgb, model_colorizer, save_comparison_grid, score  # loads TensorFlow
+    from colorizer_trainer.evaluate import (  # loads TensorFlow
+        format_table,
+        gray_as_rgb,
+        model_colorizer,
+        save_comparison_grid,
+        score,
+    )
 
     results = {}
     try:

@@ -16,9 +16,9 @@ from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 from colorizer_core import contract
-from colorizer_core.inference import load_model
 from colorizer_core.hints import Hint
 from colorizer_core.imaging import colorize_images
+from colorizer_core.inference import load_model
 from colorizer_trainer.evaluate import Tally, find_pairs, load_pair
 
 HINT_COUNTS = (0, 1, 2, 5, 10, 20)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from colorizer_trainer import data
 from colorizer_trainer.config import TrainConfig
 from colorizer_trainer.dataset.build import dataset_fingerprint
 from colorizer_trainer.export import export_model
-from colorizer_trainer import data
 from colorizer_trainer.train import VALIDATION_PHOTO_CROPS, GANTrainer, TrainResult, configure_runtime, prepare_run
 
 PATH_OPTIONS = ("data", "run_dir", "models_dir")

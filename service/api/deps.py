@@ -8,9 +8,9 @@ from fastapi import Depends, Request
 
 from colorizer_service.batching import BatchingQueue
 from colorizer_service.budget import Claim
+from colorizer_service.colorizer import Colorizer
 from colorizer_service.live_model import LiveModel
 from colorizer_service.prometheus_metrics import Metrics
-from colorizer_service.colorizer import Colorizer
 from colorizer_service.settings import Settings
 
 

@@ -12,12 +12,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
+from colorizer_core.imaging import BadImage, BadOptions
 from colorizer_service.api.lifetime import ClientDisconnected, JobTimedOut
 from colorizer_service.batching import InferenceFailed, QueueClosed, QueueFull
 from colorizer_service.budget import NeverFits, OverBudget
 from colorizer_service.live_model import ModelNotReady, ReloadFailed
 from colorizer_service.prometheus_metrics import Metrics
-from colorizer_core.imaging import BadImage, BadOptions
 
 BAD_IMAGE_STATUS = {
     "empty_file": 400,

@@ -17,12 +17,12 @@ import uvicorn
 from fastapi import FastAPI
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
+from tiny_models import make_model_dir
+from waiting import wait_until
 
 from colorizer_service.app import create_app
 from colorizer_service.batching import BatchingQueue
 from colorizer_service.settings import Settings
-from tiny_models import make_model_dir
-from waiting import wait_until
 
 # Each served model multiplies gray by a tint, so a test can tell which model answered.
 WARM = (1.0, 0.8, 0.6)  # red > green > blue

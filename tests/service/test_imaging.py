@@ -6,6 +6,7 @@ import io
 import typing
 import warnings
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -62,11 +63,10 @@ def test_settings_default_to_fast_png_and_a_codec_thread_per_core() -> None:
 
 
 def reference_chroma(gray: Image.Image, rgb: np.ndarray, saturation: float) -> np.ndarray:
-    """The merge written plainly over (H, W, 3) arrays, as it was before it worked in place."""
-    small = Image.fromarray(np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8), "RGB")
-    _, cb, cr = small.convert("YCbCr").split()
-    cb = (np.asarray(cb.resize(gray.size, Image.Resampling.BICUBIC), np.float32) - 128.0) * saturation
-    cr = (np.asarray(cr.resize(gray.size, Image.Resampling.BICUBIC), np.float32) - 128.0) * saturation
+    """The merge written plainly in float over (H, W, 3) arrays: the chroma shrunk where a channel would clip."""
+    ycrcb = cv2.cvtColor(np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_RGB2YCrCb)
+    ycrcb = cv2.resize(ycrcb, gray.size, interpolation=cv2.INTER_CUBIC)
+    cr, cb = ((ycrcb[..., channel].astype(np.float32) - 128.0) * saturation for channel in (1, 2))
     luma = np.asarray(gray, np.float32)[..., None]
     offsets = np.stack([1.402 * cr, -0.344136 * cb - 0.714136 * cr, 1.772 * cb], axis=-1)
     headroom = np.where(offsets > 0, 255.0 - luma, luma)
@@ -76,22 +76,37 @@ def reference_chroma(gray: Image.Image, rgb: np.ndarray, saturation: float) -> n
     return np.clip(luma + offsets * scale + 0.5, 0, 255).astype(np.uint8)
 
 
+def assert_within_rounding(merged: Image.Image, reference: np.ndarray) -> None:
+    assert np.abs(np.asarray(merged, np.int16) - reference).max() <= 1
+
+
+def random_photo_and_colour(size: tuple[int, int], seed: int) -> tuple[Image.Image, np.ndarray]:
+    """Gray noise and a (32, 32, 3) colour of noise: most of its pixels leave the gamut somewhere."""
+    rng = np.random.default_rng(seed)
+    gray = Image.fromarray(rng.integers(0, 256, size[::-1], dtype=np.uint8), "L")
+    return gray, rng.random((32, 32, 3), dtype=np.float32)
+
+
 @pytest.mark.parametrize(
     ("size", "saturation"), [((32, 32), 1.0), ((53, 20), 1.0), ((7, 90), 2.0), ((32, 32), 0.4), ((40, 30), 0.0)]
 )
 def test_chroma_merge_gives_the_plain_reference_pixels(size: tuple[int, int], saturation: float) -> None:
-    rng = np.random.default_rng(sum(size))
-    gray = Image.fromarray(rng.integers(0, 256, size[::-1], dtype=np.uint8), "L")
-    rgb = rng.random((32, 32, 3), dtype=np.float32)  # (32, 32, 3): the model's colour at its own size
-    assert np.array_equal(np.asarray(apply_chroma(gray, rgb, saturation)), reference_chroma(gray, rgb, saturation))
+    gray, rgb = random_photo_and_colour(size, seed=sum(size))
+    assert_within_rounding(apply_chroma(gray, rgb, saturation), reference_chroma(gray, rgb, saturation))
 
 
-def test_chroma_merge_in_strips_gives_the_same_pixels(monkeypatch: pytest.MonkeyPatch) -> None:
-    rng = np.random.default_rng(7)
-    gray = Image.fromarray(rng.integers(0, 256, (101, 64), dtype=np.uint8), "L")  # (H, W)
-    rgb = rng.random((32, 32, 3), dtype=np.float32)
-    monkeypatch.setattr(imaging, "CHROMA_STRIP_PIXELS", 64 * 10)  # strips of 10 rows, the last one short
-    assert np.array_equal(np.asarray(apply_chroma(gray, rgb, 1.5)), reference_chroma(gray, rgb, 1.5))
+@pytest.mark.parametrize("saturation", [0.5, 1.0, 2.0])
+def test_chroma_merge_keeps_the_photos_luminance(saturation: float) -> None:
+    gray, rgb = random_photo_and_colour((64, 48), seed=3)
+    merged = np.asarray(apply_chroma(gray, rgb, saturation), np.float32)
+    luma = merged @ np.array([0.299, 0.587, 0.114], np.float32)
+    assert np.abs(luma - np.asarray(gray)).max() <= 0.5 + 1e-3
+
+
+def test_chroma_merge_redoes_clipped_pixels_a_bounded_number_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    gray, rgb = random_photo_and_colour((64, 101), seed=7)
+    monkeypatch.setattr(imaging, "CHROMA_STRIP_PIXELS", 100)  # many small chunks, the last one short
+    assert_within_rounding(apply_chroma(gray, rgb, 1.5), reference_chroma(gray, rgb, 1.5))
 
 
 def test_model_input_at_the_model_size_is_the_photo_unresized() -> None:

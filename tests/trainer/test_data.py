@@ -9,12 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from photo_folders import write_tiny_dataset
 
 from colorizer_core import contract
 from colorizer_trainer import data
 from colorizer_trainer.hints_curve import hints_from_truth
-
-from photo_folders import write_tiny_dataset
 
 
 @pytest.fixture

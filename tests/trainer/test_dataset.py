@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 from photo_folders import write_photos
+from PIL import Image
 from typer.testing import CliRunner
 
 from colorizer_trainer.dataset.build import (

@@ -11,6 +11,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from colorizer_trainer import image_quality
+from colorizer_trainer.cli import app
 from colorizer_trainer.evaluate import (
     GRID_ROWS,
     evaluate,
@@ -19,7 +20,6 @@ from colorizer_trainer.evaluate import (
     gray_as_rgb,
     score,
 )
-from colorizer_trainer.cli import app
 from colorizer_trainer.samples import GAP, LABEL_HEIGHT
 
 SIDE = 32

@@ -20,13 +20,13 @@ from typer.testing import CliRunner
 
 from colorizer_core import contract
 from colorizer_core.metadata import FORMAT_VERSION, ModelMetadata
+from colorizer_trainer import color
 from colorizer_trainer.cli import app
 from colorizer_trainer.config import TrainConfig
 from colorizer_trainer.dataset.build import dataset_fingerprint
 from colorizer_trainer.export import STALE_STAGING_S, export_model, remove_stale_staging
-from colorizer_trainer.train import prepare_run
-from colorizer_trainer import color
 from colorizer_trainer.runs import CHROMA_GAINS, TEMPERATURES, choose_decoding, export_run, train_and_export
+from colorizer_trainer.train import prepare_run
 
 
 def _train(dataset: Path, tmp_path: Path, arch: str, **overrides) -> Path:

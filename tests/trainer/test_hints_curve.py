@@ -7,13 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from photo_folders import write_tiny_dataset
 from PIL import Image
 from typer.testing import CliRunner
 
 from colorizer_trainer.cli import app
 from colorizer_trainer.hints_curve import GRID_HINTS, GRID_LABELS, hints_curve
-
-from photo_folders import write_tiny_dataset
 
 SIZE = 32
 

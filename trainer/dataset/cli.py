@@ -8,8 +8,16 @@ from typing import Annotated, NoReturn
 import typer
 from rich.markup import escape
 
-from colorizer_trainer.dataset.build import PHOTOS_COLLECTION_PATTERN, PHOTOS_SOURCE_PATTERN, BuildOptions, DatasetError, Fit, build_dataset
-from colorizer_trainer.dataset.scrape import ScrapeError, ScrapeOptions, scrape as scrape_categories
+from colorizer_trainer.dataset.build import (
+    PHOTOS_COLLECTION_PATTERN,
+    PHOTOS_SOURCE_PATTERN,
+    BuildOptions,
+    DatasetError,
+    Fit,
+    build_dataset,
+)
+from colorizer_trainer.dataset.scrape import ScrapeError, ScrapeOptions
+from colorizer_trainer.dataset.scrape import scrape as scrape_categories
 
 app = typer.Typer(
     help="Build the train/test dataset from raw photos, or scrape raw photos.", no_args_is_help=True

@@ -8,13 +8,13 @@ import anyio
 from fastapi import APIRouter, Form, Query, Request, UploadFile
 from fastapi.responses import Response
 
+from colorizer_core.hints import MAX_HINTS, Hint, InvalidHints, parse_hints
+from colorizer_core.imaging import MAX_SATURATION, MEDIA_TYPES, MIN_RENDER_SIZE, ColorizeOptions, OutputFormat
 from colorizer_service.api.deps import ColorizerDep, MemoryClaimDep, SettingsDep
 from colorizer_service.api.errors import ApiError, error_responses
 from colorizer_service.api.lifetime import for_client
 from colorizer_service.archive import build_archive
 from colorizer_service.budget import ARCHIVE_COPIES
-from colorizer_core.hints import MAX_HINTS, Hint, InvalidHints, parse_hints
-from colorizer_core.imaging import MAX_SATURATION, MEDIA_TYPES, MIN_RENDER_SIZE, ColorizeOptions, OutputFormat
 from colorizer_service.colorizer import Colorized, Upload
 
 router = APIRouter(tags=["colorize"])
