@@ -470,6 +470,7 @@ def report(results: dict) -> None:
 def main() -> None:
     args = parse_args()
     quiet_tensorflow()
+    args.out.mkdir(parents=True, exist_ok=True)
     if args.report:
         results = json.loads(args.report.read_text())
         report(results)
@@ -499,7 +500,6 @@ def main() -> None:
     finally:
         service.stop()
     results["load_average_at_end"] = os.getloadavg()
-    args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.name}.json").write_text(json.dumps(results, indent=1) + "\n")
     report(results)
     for path in plot(results, args.out, args.name):
