@@ -250,7 +250,8 @@ class Validation:
             label=f"{self.split} at step {step}",
             keep=0,
         )
-        row = {"step": step, "cpu_minutes": round(float(self.counters.cpu_seconds) / 60, 2), **scored.metrics}
+        metrics = scored.metrics
+        row = {"step": step, "cpu_minutes": round(float(self.counters.cpu_seconds) / 60, 2), **metrics}
         with self.table.open("a", newline="") as file:
             table = csv.DictWriter(file, fieldnames=list(row))
             if file.tell() == 0:
@@ -258,13 +259,13 @@ class Validation:
             table.writerow(row)
         if self.writer is not None:
             with self.writer.as_default(step=step):
-                for name, value in scored.metrics.items():
+                for name, value in metrics.items():
                     tf.summary.scalar(f"{self.split}/{name}", value)
         tqdm.write(
-            f"{self.split} at {row['cpu_minutes']:.1f} CPU-min: ΔE2000 {scored.metrics['ciede2000']:.2f}, "
-            f"PSNR {scored.metrics['psnr']:.2f}, colourfulness/truth {scored.metrics['colorfulness_ratio']:.2f}"
+            f"{self.split} at {row['cpu_minutes']:.1f} CPU-min: ΔE2000 {metrics['ciede2000']:.2f}, "
+            f"PSNR {metrics['psnr']:.2f}, colourfulness/truth {metrics['colorfulness_ratio']:.2f}"
         )
-        return scored.metrics
+        return metrics
 
 
 class PeriodicValidation(Callback):

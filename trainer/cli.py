@@ -105,14 +105,17 @@ def export_command(
 
 @app.command("choose-decoding")
 def choose_decoding_command(
-    run_dir: Annotated[Path, typer.Argument(help="A training run of our architecture.")],
+    run_dirs: Annotated[
+        list[Path],
+        typer.Argument(help="Training runs of our architecture: one, or one per fold of `dataset folds`."),
+    ],
 ) -> None:
-    """Score RUN_DIR on validation at several chroma gains (and temperatures); print them and the choice."""
+    """Score the runs on validation at several chroma gains (and temperatures); print them and the choice."""
     quiet_tensorflow()
     from colorizer_trainer import runs
 
     try:
-        best, results = runs.choose_decoding(run_dir)
+        best, results = runs.choose_decoding(run_dirs)
     except (FileNotFoundError, ValueError) as error:
         raise _fail(error) from None
     from colorizer_trainer.evaluate import format_table

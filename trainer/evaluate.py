@@ -128,6 +128,15 @@ class Tally:
         self.true_palette.add(true)
         self.images += 1
 
+    def __iadd__(self, other: Tally) -> Tally:
+        """Take in another tally's images, as if they had been added here."""
+        for name, total in other.sums.items():
+            self.sums[name] += total
+        self.predicted_palette.counts += other.predicted_palette.counts
+        self.true_palette.counts += other.true_palette.counts
+        self.images += other.images
+        return self
+
     def summary(self) -> dict[str, float]:
         """Means over images; the colourfulness ratio is of the means (NaN if the truth is all gray)."""
         if self.images == 0:
@@ -146,10 +155,14 @@ class Tally:
 
 @dataclass
 class Scored:
-    """A colorizer's metrics, and its first few predictions for picture grids."""
+    """A colorizer's tally, and its first few predictions for picture grids."""
 
-    metrics: dict[str, float]
+    tally: Tally
     samples: list[tuple[Image.Image, Image.Image, Image.Image]]  # (gray, prediction, truth)
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return self.tally.summary()
 
 
 def score(
@@ -176,7 +189,7 @@ def score(
                 if len(samples) < keep:
                     samples.append((gray, prediction, truth))
             progress.update(len(loaded))
-    return Scored(tally.summary(), samples)
+    return Scored(tally, samples)
 
 
 def model_colorizer(model_dir: Path) -> tuple[str, Colorize]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -11,6 +13,8 @@ from tqdm import tqdm
 from colorizer_trainer import data
 from colorizer_trainer.config import TrainConfig
 from colorizer_trainer.dataset.build import dataset_fingerprint
+from colorizer_trainer.evaluate import Scored, Tally, gray_as_rgb, in_memory_colorizer, score
+from colorizer_trainer.evaluate import evaluate as evaluate_model
 from colorizer_trainer.export import export_model
 from colorizer_trainer.train import VALIDATION_PHOTO_CROPS, GANTrainer, TrainResult, configure_runtime, prepare_run
 
@@ -41,37 +45,48 @@ def export_run(run_dir: Path, *, models_dir: Path | None = None, evaluate: bool 
 
 TEMPERATURES = (0.2, 0.38, 0.7, 1.0)
 CHROMA_GAINS = (1.0, 1.25, 1.5, 1.75, 2.0)
+GRAY_LABEL = "gray input"
 
 
-def choose_decoding(run_dir: Path) -> tuple[dict[str, float], dict[str, dict]]:
-    """Score the run on validation at each decoding (temperatures of a classes head, chroma gains).
+def choose_decoding(run_dirs: Sequence[Path]) -> tuple[dict[str, float], dict[str, dict]]:
+    """Score runs on their validation splits at each decoding (temperatures of a classes head, chroma gains).
 
-    Returns the most colourful decoding whose ΔE2000 stays below the gray input's (colour right more
-    often than wrong; the lowest-ΔE one if none does), and every decoding's metrics, gray's included.
+    Each run is scored on its own validation split, and its images are pooled with the other runs':
+    runs trained on folds of the collections (`dataset folds`) let the choice see every collection.
+    Returns the most colourful decoding whose pooled ΔE2000 stays below the gray input's (colour right
+    more often than wrong; the lowest-ΔE one if none does), and every decoding's metrics, gray's included.
     """
-    from colorizer_trainer.evaluate import gray_as_rgb, in_memory_colorizer, score
-
-    trainer = _restored(run_dir)
-    architecture, data_dir = trainer.architecture, trainer.config.data
-    if not architecture.decoding():
-        raise ValueError(f"{run_dir} trains the {architecture.name} architecture: it has no decoding to choose.")
-    holdout = data.holdout_split(data_dir)
-    scored = partial(score, data_dir=data_dir, split=holdout, per_photo=VALIDATION_PHOTO_CROPS, keep=0)
-    temperatures = TEMPERATURES if "temperature" in architecture.decoding() else (None,)
-    results, choices = {"gray input": scored(gray_as_rgb, label="gray").metrics}, {}
-    for temperature, gain in itertools.product(temperatures, CHROMA_GAINS):
-        choice = {"chroma_gain": gain} | ({"temperature": temperature} if temperature is not None else {})
-        architecture.set_decoding(**choice)
-        label = ", ".join(f"{name} {value}" for name, value in choice.items())
-        colorize = in_memory_colorizer(trainer.gan.predict_rgb, architecture.native_size)
-        results[label], choices[label] = scored(colorize, label=label).metrics, choice
-    gray_delta_e = results["gray input"]["ciede2000"]
+    tallies: dict[str, Tally] = defaultdict(Tally)
+    choices: dict[str, dict[str, float]] = {}
+    for run_dir in run_dirs:
+        for label, choice, scored in _decodings_scored(run_dir):
+            tallies[label] += scored.tally
+            if choice is not None:
+                choices[label] = choice
+    results = {label: tally.summary() for label, tally in tallies.items()}
+    gray_delta_e = results[GRAY_LABEL]["ciede2000"]
     right_more_often = [label for label in choices if results[label]["ciede2000"] < gray_delta_e]
     if right_more_often:
         best = max(right_more_often, key=lambda label: results[label]["colorfulness_ratio"])
     else:
         best = min(choices, key=lambda label: results[label]["ciede2000"])
     return choices[best], results
+
+
+def _decodings_scored(run_dir: Path) -> Iterator[tuple[str, dict[str, float] | None, Scored]]:
+    """``(label, decoding, scores)`` on the run's validation split: the gray input's (decoding None), then each decoding's."""
+    trainer = _restored(run_dir)
+    architecture, data_dir = trainer.architecture, trainer.config.data
+    if not architecture.decoding():
+        raise ValueError(f"{run_dir} trains the {architecture.name} architecture: it has no decoding to choose.")
+    scored = partial(score, data_dir=data_dir, split=data.holdout_split(data_dir), per_photo=VALIDATION_PHOTO_CROPS, keep=0)
+    yield GRAY_LABEL, None, scored(gray_as_rgb, label="gray")
+    temperatures = TEMPERATURES if "temperature" in architecture.decoding() else (None,)
+    for temperature, gain in itertools.product(temperatures, CHROMA_GAINS):
+        choice = {"chroma_gain": gain} | ({"temperature": temperature} if temperature is not None else {})
+        architecture.set_decoding(**choice)
+        label = ", ".join(f"{name} {value}" for name, value in choice.items())
+        yield label, choice, scored(in_memory_colorizer(trainer.gan.predict_rgb, architecture.native_size), label=label)
 
 
 def _restored(run_dir: Path) -> GANTrainer:
@@ -90,8 +105,6 @@ def _export(trainer: GANTrainer, result: TrainResult, *, evaluate: bool) -> Path
     evaluator = None
     holdout = data.holdout_split(config.data)
     if evaluate and (config.data / f"{holdout}_x").is_dir():
-        from colorizer_trainer.evaluate import evaluate as evaluate_model
-
         evaluator = partial(evaluate_model, data_dir=config.data, split=holdout, per_photo=VALIDATION_PHOTO_CROPS)
     decoding = trainer.architecture.decoding()
 

@@ -171,10 +171,19 @@ def test_the_chroma_gain_is_exported_and_scales_the_colour(tiny_dataset, tmp_pat
 
 def test_choosing_the_decoding_scores_each_gain_and_temperature_against_the_gray_input(tiny_dataset, tmp_path):
     _train(tiny_dataset, tmp_path, "unet", head="classes")
-    best, results = choose_decoding(tmp_path / "run_unet")
+    best, results = choose_decoding([tmp_path / "run_unet"])
 
     assert best["chroma_gain"] in CHROMA_GAINS and best.get("temperature", TEMPERATURES[0]) in TEMPERATURES
     assert "gray input" in results and len(results) == 1 + len(CHROMA_GAINS) * len(TEMPERATURES)
+
+
+def test_choosing_the_decoding_over_several_runs_pools_their_validation_images(tiny_dataset, tmp_path):
+    _train(tiny_dataset, tmp_path, "unet")
+    _, alone = choose_decoding([tmp_path / "run_unet"])
+    _, twice = choose_decoding([tmp_path / "run_unet", tmp_path / "run_unet"])
+
+    assert all(twice[label]["images"] == 2 * alone[label]["images"] for label in alone)
+    assert twice["chroma_gain 1.0"]["ciede2000"] == pytest.approx(alone["chroma_gain 1.0"]["ciede2000"])
 
 
 def test_staging_folders_left_by_killed_exports_are_removed(tmp_path):

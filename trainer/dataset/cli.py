@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -9,6 +10,7 @@ import typer
 from rich.markup import escape
 
 from colorizer_trainer.dataset.build import (
+    MANIFEST_NAME,
     PHOTOS_COLLECTION_PATTERN,
     PHOTOS_SOURCE_PATTERN,
     BuildOptions,
@@ -16,15 +18,17 @@ from colorizer_trainer.dataset.build import (
     Fit,
     build_dataset,
 )
+from colorizer_trainer.dataset.folds import FoldsOptions, make_folds
 from colorizer_trainer.dataset.scrape import ScrapeError, ScrapeOptions
 from colorizer_trainer.dataset.scrape import scrape as scrape_categories
 
 app = typer.Typer(
-    help="Build the train/test dataset from raw photos, or scrape raw photos.", no_args_is_help=True
+    help="Build the train/val/test dataset from raw photos, deal it into folds, or scrape raw photos.", no_args_is_help=True
 )
 
 _BUILD = BuildOptions()  # where each option's default is read
 _SCRAPE = ScrapeOptions()
+_FOLDS = FoldsOptions()
 
 
 def _fail(error: Exception) -> NoReturn:
@@ -83,6 +87,25 @@ def build(
     except (DatasetError, ValueError) as error:
         _fail(error)
     typer.echo(report.summary())
+
+
+@app.command()
+def folds(
+    data: Annotated[Path, typer.Argument(help="A dataset built with --collection-of. Only read.")],
+    out: Annotated[Path, typer.Argument(help="Where fold0, fold1, ... go: datasets whose files link to DATA's.")],
+    folds: Annotated[int, typer.Option(min=2, help="Folds: each validates on its share of the collections.")] = (
+        _FOLDS.folds
+    ),
+    seed: Annotated[int, typer.Option(help="Order of collections of equal size; same seed, same folds.")] = _FOLDS.seed,
+) -> None:
+    """Deal DATA's train and validation collections into folds for cross-validation (test left alone)."""
+    try:
+        made = make_folds(data, out, FoldsOptions(folds=folds, seed=seed))
+    except DatasetError as error:
+        _fail(error)
+    for folder in made:
+        held_out = json.loads((folder / MANIFEST_NAME).read_text())["fold"]["validation_collections"]
+        typer.echo(f"{folder}: validates on {', '.join(held_out)}")
 
 
 @app.command()
