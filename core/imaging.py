@@ -310,10 +310,11 @@ def _redo_exactly(ycrcb: np.ndarray, saturation: float, pixels: np.ndarray, *, o
     """Merge ``pixels`` (flat indices) again with the exact float merge, a bounded number at a time."""
     ycrcb, out = ycrcb.reshape(1, -1, 3), out.reshape(1, -1, 3)
     for start in range(0, pixels.size, CHROMA_STRIP_PIXELS):
-        chunk = ycrcb[:, pixels[start : start + CHROMA_STRIP_PIXELS]]  # (1, n, 3): a copy
-        merged = np.empty(chunk.shape, np.uint8)
-        _join_chroma(chunk[..., 0], chunk[..., 2], chunk[..., 1], saturation, out=merged)
-        out[:, pixels[start : start + CHROMA_STRIP_PIXELS]] = merged
+        chunk = pixels[start : start + CHROMA_STRIP_PIXELS]
+        values = ycrcb[:, chunk]  # (1, n, 3): a copy
+        merged = np.empty(values.shape, np.uint8)
+        _join_chroma(values[..., 0], values[..., 2], values[..., 1], saturation, out=merged)
+        out[:, chunk] = merged
 
 
 def _join_chroma(

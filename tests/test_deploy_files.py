@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import tomllib
 import zipfile
 from collections.abc import Callable, Iterator
 from fnmatch import fnmatch
@@ -26,7 +27,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
-import tomllib
 from dockerfile_parse import DockerfileParser
 from dockerfile_parse.util import get_key_val_dictionary
 

@@ -57,6 +57,7 @@ def test_each_train_or_validation_collection_is_validated_on_in_exactly_one_fold
 
     pooled = collections_in(dataset, "train") | collections_in(dataset, "val")
     validated = [collections_in(fold, "val") for fold in folds]
+    assert list(folds.values()) == [sorted(names) for names in validated]  # what each fold says it validates on
     assert sorted(name for names in validated for name in names) == sorted(pooled)
     for fold, names in zip(folds, validated):
         assert collections_in(fold, "train") == pooled - names

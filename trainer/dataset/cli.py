@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -10,7 +9,6 @@ import typer
 from rich.markup import escape
 
 from colorizer_trainer.dataset.build import (
-    MANIFEST_NAME,
     PHOTOS_COLLECTION_PATTERN,
     PHOTOS_SOURCE_PATTERN,
     BuildOptions,
@@ -103,8 +101,7 @@ def folds(
         made = make_folds(data, out, FoldsOptions(folds=folds, seed=seed))
     except DatasetError as error:
         _fail(error)
-    for folder in made:
-        held_out = json.loads((folder / MANIFEST_NAME).read_text())["fold"]["validation_collections"]
+    for folder, held_out in made.items():
         typer.echo(f"{folder}: validates on {', '.join(held_out)}")
 
 

@@ -46,8 +46,8 @@ def assign_folds(photos_by_collection: Mapping[str, set[str]], folds: int, seed:
     return dealt
 
 
-def make_folds(data: Path, out: Path, options: FoldsOptions = FoldsOptions()) -> list[Path]:
-    """Write ``OUT/fold0`` ... ``OUT/fold<K-1>`` and return them."""
+def make_folds(data: Path, out: Path, options: FoldsOptions = FoldsOptions()) -> dict[Path, list[str]]:
+    """Write ``OUT/fold0`` ... ``OUT/fold<K-1>``; return each with the collections it validates on."""
     manifest_path = data / MANIFEST_NAME
     if not manifest_path.is_file():
         raise DatasetError(f"{data} has no {MANIFEST_NAME}: build it with `colorize-train dataset build`")
@@ -73,4 +73,4 @@ def make_folds(data: Path, out: Path, options: FoldsOptions = FoldsOptions()) ->
                 link.symlink_to(os.path.relpath(data / f"{old['split']}_{side}" / old["name"], link.parent))
         fold = {"folds": options.folds, "seed": options.seed, "validation_collections": sorted(held_out)}
         (folder / MANIFEST_NAME).write_text(json.dumps(manifest | {"files": files, "fold": fold}, indent=1) + "\n")
-    return folders
+    return {folder: sorted(held_out) for folder, held_out in zip(folders, dealt)}
