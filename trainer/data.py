@@ -52,10 +52,11 @@ def has_split(data_dir: Path, split: str) -> bool:
     return any((Path(data_dir) / f"{split}_x").glob(IMAGE_PATTERN))
 
 
-def holdout_split(data_dir: Path) -> str:
+def holdout_split(data_dir: Path) -> str | None:
     """Where choices are made and progress is shown: ``val`` when the dataset has one (test is
-    scored once, at the end); datasets built before the validation split only have ``test``."""
-    return "val" if has_split(data_dir, "val") else "test"
+    scored once, at the end); datasets built before the validation split only have ``test``; a
+    final model's dataset (``dataset folds``' ``all``) has neither."""
+    return next((split for split in ("val", "test") if has_split(data_dir, split)), None)
 
 
 class EpochSampler:

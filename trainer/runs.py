@@ -79,7 +79,10 @@ def _decodings_scored(run_dir: Path) -> Iterator[tuple[str, dict[str, float] | N
     architecture, data_dir = trainer.architecture, trainer.config.data
     if not architecture.decoding():
         raise ValueError(f"{run_dir} trains the {architecture.name} architecture: it has no decoding to choose.")
-    scored = partial(score, data_dir=data_dir, split=data.holdout_split(data_dir), per_photo=VALIDATION_PHOTO_CROPS, keep=0)
+    holdout = data.holdout_split(data_dir)
+    if holdout is None:
+        raise ValueError(f"{run_dir} trains on {data_dir}, which holds no validation split to choose on.")
+    scored = partial(score, data_dir=data_dir, split=holdout, per_photo=VALIDATION_PHOTO_CROPS, keep=0)
     yield GRAY_LABEL, None, scored(gray_as_rgb, label="gray")
     temperatures = TEMPERATURES if "temperature" in architecture.decoding() else (None,)
     for temperature, gain in itertools.product(temperatures, CHROMA_GAINS):
@@ -104,7 +107,7 @@ def _export(trainer: GANTrainer, result: TrainResult, *, evaluate: bool) -> Path
     config = trainer.config
     evaluator = None
     holdout = data.holdout_split(config.data)
-    if evaluate and (config.data / f"{holdout}_x").is_dir():
+    if evaluate and holdout is not None:
         evaluator = partial(evaluate_model, data_dir=config.data, split=holdout, per_photo=VALIDATION_PHOTO_CROPS)
     decoding = trainer.architecture.decoding()
 

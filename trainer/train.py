@@ -199,6 +199,8 @@ class GANTrainer:
             counters, epochs=config.epochs, steps_per_epoch=steps_per_epoch, global_batch_size=self.global_batch_size
         )
         tensorboard = TensorBoard(config.run_dir / "logs", counters, progress)
+        if holdout is None:  # a final model's dataset: every collection is in train
+            return [*duties, progress, checkpointing, tensorboard]
         validation = Validation(self.gan, counters, config.data, holdout, config.run_dir, tensorboard.writer)
         sample_photos = data.holdout_pairs(config.data, SAMPLE_COUNT, holdout)
         return [

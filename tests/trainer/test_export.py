@@ -150,6 +150,21 @@ def _half_precision_ops(version_dir) -> list[str]:
     ]
 
 
+def test_a_dataset_holding_nothing_out_trains_and_exports_a_model_without_scores(tiny_dataset, tmp_path):
+    for split in ("val", "test"):  # as `dataset folds` writes its `all`
+        for side in ("x", "y"):
+            for path in (tiny_dataset / f"{split}_{side}").iterdir():
+                path.unlink()
+
+    version_dir = _train(tiny_dataset, tmp_path, "unet")
+
+    metadata = ModelMetadata.read(version_dir)
+    assert metadata.metrics is None and metadata.metrics_split is None
+    assert not (tmp_path / "run_unet" / "validation.csv").exists()
+    with pytest.raises(ValueError, match="no validation split"):
+        choose_decoding([tmp_path / "run_unet"])
+
+
 def test_the_export_command_refuses_a_folder_that_is_not_a_run(tmp_path):
     result = CliRunner().invoke(app, ["export", str(tmp_path)])
     assert result.exit_code == 1

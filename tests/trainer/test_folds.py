@@ -20,7 +20,7 @@ from colorizer_trainer.dataset.build import (
     build_dataset,
     dataset_fingerprint,
 )
-from colorizer_trainer.dataset.folds import FoldsOptions, assign_folds, make_folds
+from colorizer_trainer.dataset.folds import REFIT_FOLDER, FoldsOptions, assign_folds, make_folds
 
 # Source photos per collection; each photo is cropped twice.
 COLLECTIONS = {"lake": 3, "park": 2, "road": 2, "snow": 1, "farm": 1, "town": 1, "dune": 1, "moor": 1}
@@ -35,6 +35,7 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for source in range(sources)
         for crop in range(2)
     }
+    photos["lake_scraped.png"] = gradient_photo(999, 40).convert("RGBA")  # kept, as converted
     write_photos(root / "raw" / "photos", photos)
     options = BuildOptions(
         size=32, seed=3, workers=1, group_by_source=PHOTOS_SOURCE_PATTERN,
@@ -45,7 +46,7 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def kept(folder: Path) -> list[dict]:
-    return [entry for entry in json.loads((folder / MANIFEST_NAME).read_text())["files"] if entry["status"] == "kept"]
+    return [entry for entry in json.loads((folder / MANIFEST_NAME).read_text())["files"] if entry["status"] != "dropped"]
 
 
 def collections_in(folder: Path, split: str) -> set[str]:
@@ -53,8 +54,10 @@ def collections_in(folder: Path, split: str) -> set[str]:
 
 
 def test_each_train_or_validation_collection_is_validated_on_in_exactly_one_fold(dataset: Path, tmp_path: Path) -> None:
-    folds = make_folds(dataset, tmp_path / "folds", FoldsOptions(folds=3, seed=1))
+    made = make_folds(dataset, tmp_path / "folds", FoldsOptions(folds=3, seed=1))
+    folds = {folder: held_out for folder, held_out in made.items() if folder.name != REFIT_FOLDER}
 
+    assert len(folds) == 3
     pooled = collections_in(dataset, "train") | collections_in(dataset, "val")
     validated = [collections_in(fold, "val") for fold in folds]
     assert list(folds.values()) == [sorted(names) for names in validated]  # what each fold says it validates on
@@ -64,8 +67,18 @@ def test_each_train_or_validation_collection_is_validated_on_in_exactly_one_fold
         assert not collections_in(fold, "test") and not any((fold / "test_x").iterdir())
 
 
+def test_the_final_models_dataset_trains_on_every_collection_and_holds_nothing_out(dataset: Path, tmp_path: Path) -> None:
+    made = make_folds(dataset, tmp_path / "folds", FoldsOptions(folds=2))
+
+    everything = tmp_path / "folds" / REFIT_FOLDER
+    assert made[everything] == []
+    assert collections_in(everything, "train") == collections_in(dataset, "train") | collections_in(dataset, "val")
+    assert data.holdout_split(everything) is None
+    assert len(data.paired_files(everything, "train")[0]) == sum(len(data.paired_files(dataset, s)[0]) for s in ("train", "val"))
+
+
 def test_a_fold_is_a_dataset_the_trainer_reads_with_the_same_pictures(dataset: Path, tmp_path: Path) -> None:
-    (fold, _) = make_folds(dataset, tmp_path / "folds", FoldsOptions(folds=2))
+    fold = next(iter(make_folds(dataset, tmp_path / "folds", FoldsOptions(folds=2))))
 
     grays, colours = data.paired_files(fold, "val")
     originals = {path.name: path for path in [*dataset.glob("train_y/*.png"), *dataset.glob("val_y/*.png")]}
@@ -105,5 +118,7 @@ def test_folds_command_says_what_each_fold_validates_on(dataset: Path, tmp_path:
 
     assert result.exit_code == 0, result.output
     lines = result.output.strip().splitlines()
-    assert [line.split(":")[0] for line in lines] == [str(tmp_path / "folds" / "fold0"), str(tmp_path / "folds" / "fold1")]
-    assert all("validates on" in line for line in lines)
+    folders = [str(tmp_path / "folds" / name) for name in ("fold0", "fold1", REFIT_FOLDER)]
+    assert [line.split(":")[0] for line in lines] == folders
+    assert all("validates on" in line for line in lines[:2])
+    assert "every collection" in lines[2]

@@ -90,7 +90,7 @@ def build(
 @app.command()
 def folds(
     data: Annotated[Path, typer.Argument(help="A dataset built with --collection-of. Only read.")],
-    out: Annotated[Path, typer.Argument(help="Where fold0, fold1, ... go: datasets whose files link to DATA's.")],
+    out: Annotated[Path, typer.Argument(help="Where fold0, fold1, ... and all go: datasets whose files link to DATA's.")],
     folds: Annotated[int, typer.Option(min=2, help="Folds: each validates on its share of the collections.")] = (
         _FOLDS.folds
     ),
@@ -102,7 +102,10 @@ def folds(
     except DatasetError as error:
         _fail(error)
     for folder, held_out in made.items():
-        typer.echo(f"{folder}: validates on {', '.join(held_out)}")
+        if held_out:
+            typer.echo(f"{folder}: validates on {', '.join(held_out)}")
+        else:
+            typer.echo(f"{folder}: trains on every collection, for the final model once the folds have chosen")
 
 
 @app.command()

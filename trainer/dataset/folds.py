@@ -4,8 +4,9 @@
 validation photos (its test split is left alone) into K folds of about equal numbers of source
 photos. ``OUT/fold<i>`` is a dataset like DATA whose validation split is fold i's collections and
 whose train split is all the others': train one run on each, then ``choose-decoding`` on all the
-runs pools their validation images. Its files link to DATA's; its manifest is DATA's, with each
-file's split rewritten and the folds recorded.
+runs pools their validation images. ``OUT/all`` trains on every one of those collections and
+validates on none: the final model's dataset, once cross-validation has made the choices. Their files
+link to DATA's; each manifest is DATA's, with each file's split rewritten and the folds recorded.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from colorizer_trainer.dataset.build import MANIFEST_NAME, SPLIT_FOLDERS, DatasetError
 
 FOLD_PREFIX = "fold"
+REFIT_FOLDER = "all"  # every collection in train: the final model's
 POOLED_SPLITS = ("train", "val")
 
 
@@ -47,20 +49,20 @@ def assign_folds(photos_by_collection: Mapping[str, set[str]], folds: int, seed:
 
 
 def make_folds(data: Path, out: Path, options: FoldsOptions = FoldsOptions()) -> dict[Path, list[str]]:
-    """Write ``OUT/fold0`` ... ``OUT/fold<K-1>``; return each with the collections it validates on."""
+    """Write ``OUT/fold0`` ... ``OUT/fold<K-1>`` and ``OUT/all``; return each with the collections it validates on."""
     manifest_path = data / MANIFEST_NAME
     if not manifest_path.is_file():
         raise DatasetError(f"{data} has no {MANIFEST_NAME}: build it with `colorize-train dataset build`")
     manifest = json.loads(manifest_path.read_text())
-    pooled = [entry for entry in manifest["files"] if entry.get("status") == "kept" and entry["split"] in POOLED_SPLITS]
+    pooled = [entry for entry in manifest["files"] if entry.get("split") in POOLED_SPLITS]  # kept or converted
     if not all(entry.get("collection") for entry in pooled):
         raise DatasetError(f"{data} was built without --collection-of: its files name no collection")
     photos_by_collection: defaultdict[str, set[str]] = defaultdict(set)
     for entry in pooled:
         photos_by_collection[entry["collection"]].add(entry["group"])
-    dealt = assign_folds(photos_by_collection, options.folds, options.seed)
+    dealt = [*assign_folds(photos_by_collection, options.folds, options.seed), []]
 
-    folders = [out / f"{FOLD_PREFIX}{index}" for index in range(options.folds)]
+    folders = [*(out / f"{FOLD_PREFIX}{index}" for index in range(options.folds)), out / REFIT_FOLDER]
     if any(folder.exists() for folder in folders):
         raise DatasetError(f"{out} already holds folds; remove them first")
     for folder, held_out in zip(folders, dealt):
