@@ -17,13 +17,11 @@ from skimage.color import rgb2lab
 from colorizer_core import contract
 from colorizer_core.imaging import colorize_images
 from colorizer_core.inference import load_model
+from colorizer_trainer.dataset.folds import REFIT_FOLDER
 
 MODELS_ROOT = Path(__file__).resolve().parents[1] / "models" / "colorizer"
-GRAY_INPUT_VALIDATION_DELTA_E = 13.83  # the gray input's on the same split: docs/results.md
-# Its decoding (chroma gain 1.25, chosen by cross-validation over collections) gives 0.40; gray gives 0.
-MIN_VALIDATION_COLORFULNESS_RATIO = 0.35
 TEST_PHOTOS = sorted((Path(__file__).parent / "photos").glob("*.jpg"))
-# Bounds on the test photos, in Lab (a, b) units; measured there: chroma 7.9, correlation 0.54, error 0.87 of gray's.
+# Bounds on the test photos, in Lab (a, b) units; measured there: chroma 8.6, correlation 0.59, error 0.81 of gray's.
 VISIBLE_CHROMA = 3.0  # mean chroma of a visibly coloured photo (a gray one has 0)
 MIN_BLUE_YELLOW_CORRELATION = 0.4  # of predicted and true b (blue to yellow); colour unrelated to the photo: about 0
 MAX_CHROMA_ERROR_TO_GRAYS = 0.95  # predicted chroma's distance from the truth, over leaving the photo gray
@@ -41,12 +39,11 @@ def test_the_bundled_model_is_our_architecture_at_its_native_size_and_takes_hint
     assert len(bundled.metadata.dataset_fingerprint) == 64
 
 
-def test_its_validation_metrics_are_consistent_and_meet_the_bar_it_was_shipped_against(bundled):
-    metrics = bundled.metadata.metrics
-    assert bundled.metadata.metrics_split == "val"  # whole collections it never trained on
-    assert metrics.colorfulness_ratio == pytest.approx(metrics.colorfulness / metrics.truth_colorfulness)
-    assert metrics.ciede2000 < GRAY_INPUT_VALIDATION_DELTA_E  # colour right more often than wrong
-    assert metrics.colorfulness_ratio >= MIN_VALIDATION_COLORFULNESS_RATIO  # not faded to sepia
+def test_it_claims_no_validation_scores_since_it_trained_on_every_collection_but_tests(bundled):
+    # The recipe's held-out scores are the cross-validation folds' (docs/results.md); these weights saw
+    # every train and validation collection, so any validation score they recorded would be flattering.
+    assert bundled.metadata.train["data"] == REFIT_FOLDER
+    assert bundled.metadata.metrics is None and bundled.metadata.metrics_split is None
 
 
 @pytest.fixture(scope="module")
