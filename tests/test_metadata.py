@@ -55,8 +55,8 @@ def test_the_bundled_models_file_reads_unchanged_as_format_1() -> None:
 
     assert (metadata.format_version, metadata.arch, metadata.size, metadata.size_multiple) == (1, "unet", 200, 8)
     assert metadata.hints and metadata.accepts_other_sizes
-    assert metadata.metrics.ciede2000 == bundled_document()["metrics"]["ciede2000"]
-    assert metadata.train["data"] == "data9"
+    assert (metadata.chroma_gain, metadata.cpu_minutes) == (bundled_document()["chroma_gain"], bundled_document()["cpu_minutes"])
+    assert metadata.train["data"] == "all"
 
 
 def test_a_file_with_only_the_size_reads_with_the_defaults_of_an_old_model(tmp_path: Path) -> None:
