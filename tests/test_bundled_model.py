@@ -39,7 +39,7 @@ def test_the_bundled_model_is_our_architecture_at_its_native_size_and_takes_hint
     assert len(bundled.metadata.dataset_fingerprint) == 64
 
 
-def test_it_claims_no_validation_scores_since_it_trained_on_every_collection_but_tests(bundled):
+def test_it_claims_no_validation_scores_having_trained_on_every_validation_collection(bundled):
     # The recipe's held-out scores are the cross-validation folds' (docs/results.md); these weights saw
     # every train and validation collection, so any validation score they recorded would be flattering.
     assert bundled.metadata.train["data"] == REFIT_FOLDER
