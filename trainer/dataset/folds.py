@@ -60,7 +60,7 @@ def make_folds(data: Path, out: Path, options: FoldsOptions = FoldsOptions()) ->
     photos_by_collection: defaultdict[str, set[str]] = defaultdict(set)
     for entry in pooled:
         photos_by_collection[entry["collection"]].add(entry["group"])
-    dealt = [*assign_folds(photos_by_collection, options.folds, options.seed), []]
+    dealt = [*(sorted(names) for names in assign_folds(photos_by_collection, options.folds, options.seed)), []]
 
     folders = [*(out / f"{FOLD_PREFIX}{index}" for index in range(options.folds)), out / REFIT_FOLDER]
     if any(folder.exists() for folder in folders):
@@ -73,6 +73,6 @@ def make_folds(data: Path, out: Path, options: FoldsOptions = FoldsOptions()) ->
             for side in ("x", "y"):
                 link = folder / f"{new['split']}_{side}" / new["name"]
                 link.symlink_to(os.path.relpath(data / f"{old['split']}_{side}" / old["name"], link.parent))
-        fold = {"folds": options.folds, "seed": options.seed, "validation_collections": sorted(held_out)}
+        fold = {"folds": options.folds, "seed": options.seed, "validation_collections": held_out}
         (folder / MANIFEST_NAME).write_text(json.dumps(manifest | {"files": files, "fold": fold}, indent=1) + "\n")
-    return {folder: sorted(held_out) for folder, held_out in zip(folders, dealt)}
+    return dict(zip(folders, dealt))
