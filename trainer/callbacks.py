@@ -252,11 +252,7 @@ class Validation:
         )
         metrics = scored.metrics
         row = {"step": step, "cpu_minutes": round(float(self.counters.cpu_seconds) / 60, 2), **metrics}
-        with self.table.open("a", newline="") as file:
-            table = csv.DictWriter(file, fieldnames=list(row))
-            if file.tell() == 0:
-                table.writeheader()
-            table.writerow(row)
+        self._append(row)
         if self.writer is not None:
             with self.writer.as_default(step=step):
                 for name, value in metrics.items():
@@ -266,6 +262,19 @@ class Validation:
             f"PSNR {metrics['psnr']:.2f}, colourfulness/truth {metrics['colorfulness_ratio']:.2f}"
         )
         return metrics
+
+
+    def _append(self, row: dict[str, float]) -> None:
+        """A row of the table; a run resumed by a newer trainer keeps the columns its table began with."""
+        columns = list(row)
+        if self.table.is_file() and self.table.stat().st_size:
+            with self.table.open(newline="") as file:
+                columns = next(csv.reader(file))
+        with self.table.open("a", newline="") as file:
+            table = csv.DictWriter(file, fieldnames=columns, extrasaction="ignore")
+            if file.tell() == 0:
+                table.writeheader()
+            table.writerow(row)
 
 
 class PeriodicValidation(Callback):

@@ -65,6 +65,10 @@ class TrainConfig:
     adversarial_weight: float = _setting(0.0, "Ours: weight of the patch-GAN term (0: no discriminator).")
     # At most this many files of one source photo per epoch, so photos weigh the same, not files.
     crops_per_photo: int = _setting(2, "Files of one source photo used per epoch, at most.")
+    # And at most this many photos of one collection (the manifest's), so collections weigh closer to the same.
+    photos_per_collection: int | None = _setting(
+        None, "Source photos of one collection used per epoch, at most; default: all."
+    )
     ema_decay: float | None = _setting(
         None,
         "Export a moving average of the generator's weights with this decay (0: off); "
@@ -102,6 +106,10 @@ class TrainConfig:
             raise ValueError(f"`ema_decay` must be in [0, 1). Received: ema_decay={self.ema_decay}")
         if self.crops_per_photo < 1:
             raise ValueError(f"`crops_per_photo` must be at least 1. Received: crops_per_photo={self.crops_per_photo}")
+        if self.photos_per_collection is not None and self.photos_per_collection < 1:
+            raise ValueError(
+                f"`photos_per_collection` must be at least 1. Received: photos_per_collection={self.photos_per_collection}"
+            )
         if self.adversarial_weight < 0:
             raise ValueError(f"`adversarial_weight` must be 0 or more. Received: adversarial_weight={self.adversarial_weight}")
         if self.strategy not in STRATEGIES:

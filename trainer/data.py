@@ -2,7 +2,8 @@
 
 Each epoch takes at most ``crops_per_photo`` files of every source photo (the dataset's manifest
 says which files share a photo), so a wallpaper cropped a hundred times weighs as much as a
-snapshot kept whole. The choice, the shuffle and the augmentation are all seeded by the epoch's
+snapshot kept whole; and, with ``photos_per_collection``, at most that many photos of each
+collection, so one large collection does not teach its own colours as everyone's. The choice, the shuffle and the augmentation are all seeded by the epoch's
 number, so a resumed run sees exactly the batches it would have seen and can skip those already
 trained on.
 """
@@ -39,13 +40,23 @@ def paired_files(data_dir: Path, split: str) -> tuple[list[str], list[str]]:
     return [str(gray_dir / name) for name in names], [str(colour_dir / name) for name in names]
 
 
+def _manifest_files(data_dir: Path) -> list[dict]:
+    manifest = Path(data_dir) / MANIFEST_NAME
+    return json.loads(manifest.read_text()).get("files", []) if manifest.is_file() else []
+
+
 def source_photos(data_dir: Path) -> dict[str, str]:
     """File name -> its source photo, from the manifest; files it does not group are their own photo."""
-    manifest = Path(data_dir) / MANIFEST_NAME
-    if not manifest.is_file():
-        return {}
-    files = json.loads(manifest.read_text()).get("files", [])
-    return {entry["name"]: entry["group"] for entry in files if entry.get("name") and entry.get("group")}
+    return {entry["name"]: entry["group"] for entry in _manifest_files(data_dir) if entry.get("name") and entry.get("group")}
+
+
+def photo_collections(data_dir: Path) -> dict[str, str]:
+    """Source photo -> its collection, from the manifest; photos it does not place are their own collection."""
+    return {
+        entry["group"]: entry["collection"]
+        for entry in _manifest_files(data_dir)
+        if entry.get("group") and entry.get("collection")
+    }
 
 
 def has_split(data_dir: Path, split: str) -> bool:
@@ -60,30 +71,53 @@ def holdout_split(data_dir: Path) -> str | None:
 
 
 class EpochSampler:
-    """Which training files each epoch uses: at most ``crops_per_photo`` of each source photo."""
+    """Which training files each epoch uses: at most ``crops_per_photo`` files of each source photo
+    and, if ``photos_per_collection`` is set, at most that many photos of each collection."""
 
-    def __init__(self, data_dir: Path, *, crops_per_photo: int, seed: int) -> None:
+    def __init__(
+        self, data_dir: Path, *, crops_per_photo: int, seed: int, photos_per_collection: int | None = None
+    ) -> None:
         gray_paths, colour_paths = paired_files(data_dir, "train")
         photo_of = source_photos(data_dir)
         self.by_photo: dict[str, list[tuple[str, str]]] = defaultdict(list)
         for gray, colour in zip(gray_paths, colour_paths):
             name = Path(gray).name
             self.by_photo[photo_of.get(name, name)].append((gray, colour))
+        collection_of = photo_collections(data_dir)
+        self.by_collection: dict[str, list[str]] = defaultdict(list)
+        for photo in sorted(self.by_photo):
+            self.by_collection[collection_of.get(photo, photo)].append(photo)
         self.crops_per_photo = crops_per_photo
+        self.photos_per_collection = photos_per_collection
         self.seed = seed
 
     @property
     def files_per_epoch(self) -> int:
-        return sum(min(len(files), self.crops_per_photo) for files in self.by_photo.values())
+        """Files every epoch has at least (a collection's drawn photos may differ in crop count)."""
+        cap = self.photos_per_collection or len(self.by_photo)
+        return sum(
+            sum(sorted(min(len(self.by_photo[photo]), self.crops_per_photo) for photo in photos)[:cap])
+            for photos in self.by_collection.values()
+        )
 
     def epoch_files(self, epoch: int) -> list[tuple[str, str]]:
         rng = random.Random(f"{self.seed}/epoch/{epoch}")
         chosen = []
-        for photo in sorted(self.by_photo):
+        for photo in self._epoch_photos(epoch):
             files = self.by_photo[photo]
             chosen.extend(rng.sample(files, min(len(files), self.crops_per_photo)))
         rng.shuffle(chosen)
         return chosen
+
+    def _epoch_photos(self, epoch: int) -> list[str]:
+        if self.photos_per_collection is None:
+            return sorted(self.by_photo)
+        rng = random.Random(f"{self.seed}/epoch/{epoch}/photos")
+        photos = []
+        for collection in sorted(self.by_collection):
+            members = self.by_collection[collection]
+            photos.extend(rng.sample(members, min(len(members), self.photos_per_collection)))
+        return sorted(photos)
 
 
 class UnreadableImage(ValueError):

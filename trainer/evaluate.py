@@ -23,7 +23,7 @@ from tqdm import tqdm
 from colorizer_core.imaging import colorize_images, to_grayscale
 from colorizer_core.inference import load_model
 from colorizer_trainer import image_quality
-from colorizer_trainer.data import UnreadableImage, source_photos
+from colorizer_trainer.data import UnreadableImage, photo_collections, source_photos
 from colorizer_trainer.samples import save_grid
 
 BATCH_SIZE = 16
@@ -35,6 +35,7 @@ COLUMNS = (
     ("psnr", "PSNR dB ↑", "{:.2f}"),
     ("ssim", "SSIM ↑", "{:.3f}"),
     ("ciede2000", "ΔE2000 ↓", "{:.2f}"),
+    ("ciede2000_by_collection", "ΔE2000 per collection ↓", "{:.2f}"),
     ("colorfulness", "colourfulness", "{:.1f}"),
     ("truth_colorfulness", "truth colourfulness", "{:.1f}"),
     ("colorfulness_ratio", "colourfulness / truth", "{:.2f}"),
@@ -48,6 +49,7 @@ Colorize = Callable[[Sequence[Image.Image]], list[Image.Image]]
 class PhotoPair:
     gray_path: Path  # DATA/test_x/NAME.png
     truth_path: Path  # DATA/test_y/NAME.png
+    collection: str | None = None  # from the dataset's manifest, where it says
 
 
 def find_pairs(
@@ -62,8 +64,9 @@ def find_pairs(
     gray_paths = sorted(gray_dir.glob("*.png"))
     if not gray_paths:
         raise FileNotFoundError(f"No {split} photos: {gray_dir} holds no *.png")
+    photo_of, collection_of = source_photos(data_dir), photo_collections(data_dir)
     if per_photo is not None:
-        gray_paths = _at_most_per_photo(gray_paths, source_photos(data_dir), per_photo)
+        gray_paths = _at_most_per_photo(gray_paths, photo_of, per_photo)
     if limit is not None:
         if limit < 1:
             raise ValueError(f"limit must be at least 1. Received: {limit}")
@@ -71,7 +74,7 @@ def find_pairs(
     missing = [path.name for path in gray_paths if not (truth_dir / path.name).is_file()]
     if missing:
         raise FileNotFoundError(f"{len(missing)} test photos have no twin in {truth_dir}, e.g. {missing[0]}")
-    return [PhotoPair(path, truth_dir / path.name) for path in gray_paths]
+    return [PhotoPair(path, truth_dir / path.name, collection_of.get(photo_of.get(path.name, ""))) for path in gray_paths]
 
 
 def load_pair(pair: PhotoPair) -> tuple[Image.Image, Image.Image]:
@@ -106,14 +109,17 @@ def _at_most_per_photo(paths: list[Path], photo_of: Mapping[str, str], per_photo
 
 @dataclass
 class Tally:
-    """Running sums of the per-image metrics and the two palettes, for one colorizer."""
+    """Running sums of the per-image metrics and the two palettes, for one colorizer; and each
+    image's ΔE2000 by collection, so every collection can weigh the same however many photos it has."""
 
     sums: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
     images: int = 0
     predicted_palette: image_quality.PaletteHistogram = field(default_factory=image_quality.PaletteHistogram)
     true_palette: image_quality.PaletteHistogram = field(default_factory=image_quality.PaletteHistogram)
+    delta_e_by_collection: defaultdict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    delta_e_unplaced: list[float] = field(default_factory=list)  # images of no known collection: each its own
 
-    def add(self, prediction: Image.Image, truth: Image.Image) -> None:
+    def add(self, prediction: Image.Image, truth: Image.Image, collection: str | None = None) -> None:
         predicted, true = np.asarray(prediction.convert("RGB")), np.asarray(truth.convert("RGB"))
         scores = {
             "psnr": image_quality.psnr(predicted, true),
@@ -124,6 +130,10 @@ class Tally:
         }
         for name, value in scores.items():
             self.sums[name] += value
+        if collection is None:
+            self.delta_e_unplaced.append(scores["ciede2000"])
+        else:
+            self.delta_e_by_collection[collection].append(scores["ciede2000"])
         self.predicted_palette.add(predicted)
         self.true_palette.add(true)
         self.images += 1
@@ -134,6 +144,9 @@ class Tally:
             self.sums[name] += total
         self.predicted_palette.counts += other.predicted_palette.counts
         self.true_palette.counts += other.true_palette.counts
+        for collection, delta_e in other.delta_e_by_collection.items():
+            self.delta_e_by_collection[collection] += delta_e
+        self.delta_e_unplaced += other.delta_e_unplaced
         self.images += other.images
         return self
 
@@ -149,8 +162,13 @@ class Tally:
             "colorfulness_ratio": (
                 means["colorfulness"] / truth_colorfulness if truth_colorfulness > 0 else math.nan
             ),
+            "ciede2000_by_collection": float(np.mean(self.collection_delta_e())),
             "palette_js": self.predicted_palette.js_divergence(self.true_palette),
         }
+
+    def collection_delta_e(self) -> list[float]:
+        """Mean ΔE2000 of each collection (an image of no known collection is one of its own)."""
+        return [float(np.mean(scores)) for scores in self.delta_e_by_collection.values()] + self.delta_e_unplaced
 
 
 @dataclass
@@ -182,10 +200,11 @@ def score(
     samples: list[tuple[Image.Image, Image.Image, Image.Image]] = []
     with tqdm(total=len(pairs), desc=f"evaluate {label}", unit="img") as progress:
         for start in range(0, len(pairs), batch_size):
-            loaded = [load_pair(pair) for pair in pairs[start : start + batch_size]]
+            batch = pairs[start : start + batch_size]
+            loaded = [load_pair(pair) for pair in batch]
             predictions = colorize([gray for gray, _ in loaded])
-            for (gray, truth), prediction in zip(loaded, predictions, strict=True):
-                tally.add(prediction, truth)
+            for pair, (gray, truth), prediction in zip(batch, loaded, predictions, strict=True):
+                tally.add(prediction, truth, pair.collection)
                 if len(samples) < keep:
                     samples.append((gray, prediction, truth))
             progress.update(len(loaded))

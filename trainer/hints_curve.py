@@ -75,7 +75,7 @@ def hints_curve(
             rng = np.random.default_rng([seed, index, count])
             hints[count] = hints_from_truth(truth, count, model.native_size, rng)
             (predictions[count],) = colorize_images([gray], model.predict, model.native_size, hints=hints[count])
-            tally.add(predictions[count], truth)
+            tally.add(predictions[count], truth, pair.collection)
         if index < keep:
             samples.append([gray, predictions[0], marked(predictions[GRID_HINTS], hints[GRID_HINTS]), truth])
     metrics = {count: tally.summary() for count, tally in tallies.items() if count in counts}

@@ -156,7 +156,12 @@ class GANTrainer:
 
     def _fit(self) -> TrainResult:
         config, counters = self.config, self.counters
-        sampler = data.EpochSampler(config.data, crops_per_photo=config.crops_per_photo, seed=config.seed)
+        sampler = data.EpochSampler(
+            config.data,
+            crops_per_photo=config.crops_per_photo,
+            photos_per_collection=config.photos_per_collection,
+            seed=config.seed,
+        )
         steps_per_epoch = sampler.files_per_epoch // self.global_batch_size  # batches drop their remainder
         if steps_per_epoch == 0:
             raise ValueError(

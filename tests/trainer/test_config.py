@@ -28,6 +28,7 @@ CHANGED_SETTINGS = dict(
     l1_weight=10.0,
     adversarial_weight=1.0,
     crops_per_photo=1,
+    photos_per_collection=8,
     ema_decay=0.5,
     seed=7,
     run_dir=Path("elsewhere/run"),

@@ -41,6 +41,49 @@ def test_epochs_draw_other_crops_but_replay_identically(cropped_dataset: Path) -
     assert len({frozenset(_names(sampler, epoch)) for epoch in range(6)}) > 1
 
 
+@pytest.fixture
+def unbalanced_dataset(tmp_path: Path) -> Path:
+    """12 training photos, one file each: 10 of one big collection, 1 of each of two small ones."""
+    root = write_tiny_dataset(tmp_path / "data", train=12, size=32)
+    names = sorted(path.name for path in (root / "train_x").iterdir())
+    collections = ["big"] * 10 + ["small-a", "small-b"]
+    files = [
+        {"name": name, "group": f"photo{index}", "collection": collection}
+        for index, (name, collection) in enumerate(zip(names, collections))
+    ]
+    (root / data.MANIFEST_NAME).write_text(json.dumps({"files": files}))
+    return root
+
+
+def test_each_epoch_takes_at_most_photos_per_collection_of_each_collection(unbalanced_dataset: Path) -> None:
+    sampler = data.EpochSampler(unbalanced_dataset, crops_per_photo=2, seed=0, photos_per_collection=3)
+    assert sampler.files_per_epoch == 5
+    collection_of = {entry["name"]: entry["collection"] for entry in _manifest(unbalanced_dataset)}
+    seen_big = set()
+    for epoch in range(6):
+        names = _names(sampler, epoch)
+        assert Counter(collection_of[name] for name in names) == {"big": 3, "small-a": 1, "small-b": 1}
+        seen_big |= {name for name in names if collection_of[name] == "big"}
+    assert len(seen_big) > 3  # epochs draw other photos of the big collection
+
+
+def test_without_photos_per_collection_every_photo_is_in_every_epoch(unbalanced_dataset: Path) -> None:
+    sampler = data.EpochSampler(unbalanced_dataset, crops_per_photo=2, seed=0)
+    assert sampler.files_per_epoch == 12
+    assert sorted(_names(sampler, 0)) == sorted(entry["name"] for entry in _manifest(unbalanced_dataset))
+
+
+def test_collection_sampling_replays_identically(unbalanced_dataset: Path) -> None:
+    first, again = (
+        data.EpochSampler(unbalanced_dataset, crops_per_photo=2, seed=0, photos_per_collection=3) for _ in range(2)
+    )
+    assert first.epoch_files(2) == again.epoch_files(2)
+
+
+def _manifest(root: Path) -> list[dict]:
+    return json.loads((root / data.MANIFEST_NAME).read_text())["files"]
+
+
 def _names(sampler: data.EpochSampler, epoch: int) -> list[str]:
     return [Path(gray).name for gray, _ in sampler.epoch_files(epoch)]
 

@@ -102,6 +102,24 @@ def test_a_tinting_model_adds_colour_that_the_gray_baseline_lacks(
     assert tinted["palette_js"] != pytest.approx(gray["palette_js"])
 
 
+def test_each_collection_weighs_the_same_in_the_per_collection_delta_e(tmp_path: Path) -> None:
+    data = write_dataset(tmp_path / "two collections", count=4, colourful=True)
+    collections = ["large", "large", "large", "small"]
+    files = [{"name": f"photo{index}.png", "group": f"photo{index}", "collection": name} for index, name in enumerate(collections)]
+    (data / "manifest.json").write_text(json.dumps({"files": files}))
+    assert [pair.collection for pair in find_pairs(data)] == collections
+
+    tally = score(gray_as_rgb, data, label="gray").tally
+    by_collection = [np.mean(tally.delta_e_by_collection[name]) for name in ("large", "small")]
+    assert tally.summary()["ciede2000_by_collection"] == pytest.approx(np.mean(by_collection))
+    assert tally.summary()["ciede2000_by_collection"] != pytest.approx(tally.summary()["ciede2000"])
+
+
+def test_without_collections_each_image_is_its_own(colour_data: Path) -> None:
+    result = score_gray_input(colour_data)
+    assert result["ciede2000_by_collection"] == pytest.approx(result["ciede2000"])
+
+
 def test_limit_scores_only_the_first_photos(tiny_model_dir: Callable[..., Path], colour_data: Path) -> None:
     assert evaluate(tiny_model_dir(), colour_data, limit=2)["images"] == 2
     assert [pair.gray_path.name for pair in find_pairs(colour_data, limit=2)] == ["photo0.png", "photo1.png"]

@@ -74,6 +74,19 @@ def test_training_scores_the_validation_split_into_a_learning_curve(tiny_dataset
     assert rows[1].split(",")[2] == "2"  # the 2 validation photos, not the test ones
 
 
+def test_a_resumed_run_keeps_the_columns_its_learning_curve_began_with(tiny_dataset, tmp_path):
+    prepare_run(_config(tiny_dataset, tmp_path / "run")).fit()
+    table = tmp_path / "run" / "validation.csv"
+    header, row = table.read_text().splitlines()
+    columns = header.split(",")[:-1]  # as if an older trainer had written one column fewer
+    table.write_text(",".join(columns) + "\n" + ",".join(row.split(",")[: len(columns)]) + "\n")
+
+    prepare_run(_config(tiny_dataset, tmp_path / "run", epochs=2)).fit()
+
+    rows = [line.split(",") for line in table.read_text().splitlines()]
+    assert [len(cells) for cells in rows] == [len(columns)] * 3
+
+
 def test_a_finished_run_resumes_where_it_stopped_when_given_more_epochs(tiny_dataset, tmp_path):
     prepare_run(_config(tiny_dataset, tmp_path / "run")).fit()
 
