@@ -46,6 +46,9 @@ class ValidationMetrics(BaseModel):
     psnr: float = Field(description="dB; higher is better.")
     ssim: float
     ciede2000: float = Field(description="Mean CIEDE2000 colour difference per pixel; lower is better.")
+    ciede2000_by_collection: float | None = Field(
+        None, description="The same, averaged per collection first, so each weighs the same; absent in older files."
+    )
     colorfulness: float = Field(description="Hasler-Süsstrunk colourfulness of the predictions.")
     truth_colorfulness: float = Field(description="The same, of the true colour photos.")
     colorfulness_ratio: float = Field(description="colorfulness / truth_colorfulness; NaN if the truth is all gray.")
