@@ -25,7 +25,15 @@ from colorizer_trainer.cli import app
 from colorizer_trainer.config import TrainConfig
 from colorizer_trainer.dataset.build import dataset_fingerprint
 from colorizer_trainer.export import STALE_STAGING_S, export_model, remove_stale_staging
-from colorizer_trainer.runs import CHROMA_GAINS, TEMPERATURES, choose_decoding, export_run, train_and_export
+from colorizer_trainer.runs import (
+    CHROMA_GAINS,
+    GRAY_LABEL,
+    TEMPERATURES,
+    choose_decoding,
+    export_run,
+    pick_decoding,
+    train_and_export,
+)
 from colorizer_trainer.train import prepare_run
 
 
@@ -199,6 +207,29 @@ def test_choosing_the_decoding_over_several_runs_pools_their_validation_images(t
 
     assert all(twice[label]["images"] == 2 * alone[label]["images"] for label in alone)
     assert twice["chroma_gain 1.0"]["ciede2000"] == pytest.approx(alone["chroma_gain 1.0"]["ciede2000"])
+
+
+def _result(pooled: float, by_collection: float, colour: float) -> dict[str, float]:
+    return {"ciede2000": pooled, "ciede2000_by_collection": by_collection, "colorfulness_ratio": colour}
+
+
+def test_the_decoding_is_the_most_colourful_that_beats_gray_in_the_per_collection_delta_e():
+    results = {
+        GRAY_LABEL: _result(pooled=12.0, by_collection=14.0, colour=0.0),
+        "gain 1": _result(pooled=11.5, by_collection=13.9, colour=0.4),
+        "gain 1.5": _result(pooled=11.9, by_collection=14.2, colour=0.6),  # ahead pooled, behind per collection
+        "gain 0.5": _result(pooled=11.6, by_collection=13.5, colour=0.2),
+    }
+    assert pick_decoding(results, ["gain 1", "gain 1.5", "gain 0.5"]) == "gain 1"
+
+
+def test_when_no_decoding_beats_gray_the_closest_is_picked():
+    results = {
+        GRAY_LABEL: _result(pooled=12.0, by_collection=14.0, colour=0.0),
+        "gain 1": _result(pooled=12.5, by_collection=14.3, colour=0.4),
+        "gain 2": _result(pooled=12.1, by_collection=14.9, colour=0.8),
+    }
+    assert pick_decoding(results, ["gain 1", "gain 2"]) == "gain 1"
 
 
 def test_staging_folders_left_by_killed_exports_are_removed(tmp_path):
