@@ -263,7 +263,6 @@ class Validation:
         )
         return metrics
 
-
     def _append(self, row: dict[str, float]) -> None:
         """A row of the table; a run resumed by a newer trainer keeps the columns its table began with."""
         columns = list(row)

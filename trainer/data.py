@@ -3,9 +3,9 @@
 Each epoch takes at most ``crops_per_photo`` files of every source photo (the dataset's manifest
 says which files share a photo), so a wallpaper cropped a hundred times weighs as much as a
 snapshot kept whole; and, with ``photos_per_collection``, at most that many photos of each
-collection, so one large collection does not teach its own colours as everyone's. The choice, the shuffle and the augmentation are all seeded by the epoch's
-number, so a resumed run sees exactly the batches it would have seen and can skip those already
-trained on.
+collection, so one large collection does not teach its own colours as everyone's. The choice, the
+shuffle and the augmentation are all seeded by the epoch's number, so a resumed run sees exactly
+the batches it would have seen and can skip those already trained on.
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ def _manifest_files(data_dir: Path) -> list[dict]:
 
 def source_photos(data_dir: Path) -> dict[str, str]:
     """File name -> its source photo, from the manifest; files it does not group are their own photo."""
-    return {entry["name"]: entry["group"] for entry in _manifest_files(data_dir) if entry.get("name") and entry.get("group")}
+    files = _manifest_files(data_dir)
+    return {entry["name"]: entry["group"] for entry in files if entry.get("name") and entry.get("group")}
 
 
 def photo_collections(data_dir: Path) -> dict[str, str]:

@@ -74,7 +74,10 @@ def find_pairs(
     missing = [path.name for path in gray_paths if not (truth_dir / path.name).is_file()]
     if missing:
         raise FileNotFoundError(f"{len(missing)} test photos have no twin in {truth_dir}, e.g. {missing[0]}")
-    return [PhotoPair(path, truth_dir / path.name, collection_of.get(photo_of.get(path.name, ""))) for path in gray_paths]
+    return [
+        PhotoPair(path, truth_dir / path.name, collection_of.get(photo_of.get(path.name, path.name)))
+        for path in gray_paths
+    ]
 
 
 def load_pair(pair: PhotoPair) -> tuple[Image.Image, Image.Image]:

@@ -105,7 +105,10 @@ def test_a_tinting_model_adds_colour_that_the_gray_baseline_lacks(
 def test_each_collection_weighs_the_same_in_the_per_collection_delta_e(tmp_path: Path) -> None:
     data = write_dataset(tmp_path / "two collections", count=4, colourful=True)
     collections = ["large", "large", "large", "small"]
-    files = [{"name": f"photo{index}.png", "group": f"photo{index}", "collection": name} for index, name in enumerate(collections)]
+    files = [
+        {"name": f"photo{index}.png", "group": f"photo{index}", "collection": name}
+        for index, name in enumerate(collections)
+    ]
     (data / "manifest.json").write_text(json.dumps({"files": files}))
     assert [pair.collection for pair in find_pairs(data)] == collections
 
