@@ -89,7 +89,7 @@ def _names(sampler: data.EpochSampler, epoch: int) -> list[str]:
 
 
 def _snapshots(root: Path) -> set[str]:
-    return {entry["name"] for entry in json.loads((root / data.MANIFEST_NAME).read_text())["files"] if "snapshot" in entry["group"]}
+    return {entry["name"] for entry in _manifest(root) if "snapshot" in entry["group"]}
 
 
 def test_training_batches_are_random_resized_crops_with_their_hints(cropped_dataset: Path) -> None:
