@@ -61,6 +61,9 @@ class TrainConfig:
         "regression",
         "Ours: `classes` (a distribution over colours) or `regression` (chroma itself; won on validation).",
     )
+    scene_encoder: bool = _setting(
+        False, "Ours: also see the photo through a frozen backbone trained on COCO (trainer/scene_encoder.py)."
+    )
     l1_weight: float = _setting(100.0, "Ours, regression head: weight of the chroma L1 term (pix2pix's).")
     adversarial_weight: float = _setting(0.0, "Ours: weight of the patch-GAN term (0: no discriminator).")
     # At most this many files of one source photo per epoch, so photos weigh the same, not files.

@@ -200,6 +200,7 @@ def get_architecture(
     name: str,
     *,
     head: networks.Head = TrainConfig.head,
+    scene_encoder: bool = TrainConfig.scene_encoder,
     l1_weight: float = TrainConfig.l1_weight,
     adversarial_weight: float = TrainConfig.adversarial_weight,
     label_softening: float = TrainConfig.label_softening,
@@ -210,7 +211,7 @@ def get_architecture(
         return SeedArchitecture(label_softening=label_softening)
     if name == "unet":
         return UNetArchitecture(
-            networks.UNetConfig(head=head),
+            networks.UNetConfig(head=head, scene_encoder=scene_encoder),
             l1_weight=l1_weight,
             adversarial_weight=adversarial_weight,
             label_softening=label_softening,

@@ -15,6 +15,7 @@ from keras import layers
 
 from colorizer_trainer import color
 from colorizer_trainer.config import Head
+from colorizer_trainer.scene_encoder import SceneEncoder
 
 SEED_SIZE = 200
 
@@ -78,6 +79,8 @@ class UNetConfig:
     head: ``classes``: a distribution over quantized (a, b) bins at 1/4 resolution (Zhang et al.
         2016), decoded by an annealed mean; ``regression``: chroma itself at 1/2 resolution.
     hints: take a second input of user colour hints (Zhang et al. 2017; see core/contract.py).
+    scene_encoder: fuse the features of a frozen backbone trained on COCO into the bottleneck
+        (trainer/scene_encoder.py), so colour follows what is in the photo.
     """
 
     widths: tuple[int, int, int, int] = (16, 32, 64, 128)
@@ -85,6 +88,7 @@ class UNetConfig:
     global_context: bool = True
     head: Head = "regression"
     hints: bool = True
+    scene_encoder: bool = False
     discriminator_widths: tuple[int, ...] = (32, 64, 128)
 
     def __post_init__(self) -> None:
@@ -113,6 +117,13 @@ class Upsample(layers.Layer):
         return {**super().get_config(), "factor": self.factor}
 
 
+class ResizeLike(layers.Layer):
+    """Bilinear resize of ``x`` to the height and width of ``like``, known or not until run time."""
+
+    def call(self, x, like):
+        return tf.cast(tf.image.resize(x, tf.shape(like)[1:3], method="bilinear"), self.compute_dtype)
+
+
 class BroadcastGlobal(layers.Layer):
     """Tile a per-photo vector ``(B, 1, 1, C)`` over the positions of ``like`` ``(B, h, w, *)``."""
 
@@ -132,9 +143,9 @@ class HintFeatures(layers.Layer):
         return tf.cast(tf.concat([chroma, mask], axis=-1), self.compute_dtype)
 
 
-def _conv_bn_relu(x, filters: int, name: str, *, strides: int = 1, dilation: int = 1):
+def _conv_bn_relu(x, filters: int, name: str, *, kernel: int = 3, strides: int = 1, dilation: int = 1):
     x = layers.Conv2D(
-        filters, 3, strides=strides, dilation_rate=dilation, padding="same", use_bias=False, name=name
+        filters, kernel, strides=strides, dilation_rate=dilation, padding="same", use_bias=False, name=name
     )(x)
     x = layers.BatchNormalization(name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
@@ -146,6 +157,13 @@ def _global_fusion(x, width: int):
     summary = layers.Dense(width, activation="relu", name="global_dense2")(summary)
     fused = layers.Concatenate(name="global_concat")([x, BroadcastGlobal(name="global_broadcast")(summary, x)])
     return layers.Conv2D(width, 1, activation="relu", name="global_fusion")(fused)
+
+
+def _scene_fusion(gray, x, width: int):
+    """Mix the COCO backbone's features of the photo, resized to ``x``'s positions, into ``x``."""
+    features = SceneEncoder(name="scene_encoder")(gray)
+    resized = [ResizeLike(name=f"scene_resize{index}")(feature, x) for index, feature in enumerate(features)]
+    return _conv_bn_relu(layers.Concatenate(name="scene_concat")([x, *resized]), width, "scene_fusion", kernel=1)
 
 
 def build_unet_generator(config: UNetConfig = UNetConfig()) -> keras.Model:
@@ -170,6 +188,8 @@ def build_unet_generator(config: UNetConfig = UNetConfig()) -> keras.Model:
     e3 = _conv_bn_relu(e2, quarter, "enc3_down", strides=2)
     e3 = _conv_bn_relu(e3, quarter, "enc3")  # (B, H/4, W/4, quarter)
     x = _conv_bn_relu(e3, eighth, "enc4_down", strides=2)
+    if config.scene_encoder:
+        x = _scene_fusion(gray, x, eighth)
     bottleneck_in = x
     for dilation in config.bottleneck_dilations:
         x = _conv_bn_relu(x, eighth, f"bottleneck_d{dilation}", dilation=dilation)

@@ -97,6 +97,7 @@ class GANTrainer:
         self.architecture: Architecture = get_architecture(
             config.arch,
             head=config.head,
+            scene_encoder=config.scene_encoder,
             l1_weight=config.l1_weight,
             adversarial_weight=config.adversarial_weight,
             label_softening=config.label_softening,

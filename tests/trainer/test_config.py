@@ -25,6 +25,7 @@ CHANGED_SETTINGS = dict(
     batch_size=4,
     lr=1e-3,
     head="classes",
+    scene_encoder=True,
     l1_weight=10.0,
     adversarial_weight=1.0,
     crops_per_photo=1,
@@ -58,6 +59,11 @@ def _option(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def _tokens(name: str, value: object) -> list[object]:
+    """``--name value``; a flag alone for True (flags default to False)."""
+    return [_option(name)] if value is True else [_option(name), value]
+
+
 def test_train_without_options_trains_the_default_configuration(trained_configs, tmp_path):
     outcome = _train(tmp_path / "data")
 
@@ -66,7 +72,7 @@ def test_train_without_options_trains_the_default_configuration(trained_configs,
 
 
 def test_each_train_option_sets_its_setting(trained_configs, tmp_path):
-    options = [token for name, value in CHANGED_SETTINGS.items() for token in (_option(name), value)]
+    options = [token for name, value in CHANGED_SETTINGS.items() for token in _tokens(name, value)]
     outcome = _train(tmp_path / "data", *options, "--no-export")
 
     assert outcome.exit_code == 0, outcome.output
@@ -154,7 +160,8 @@ def test_a_saved_run_resumes_with_the_command_that_began_it(trained_configs, tmp
 
     ((config, _),) = trained_configs
     assert TrainConfig.load(saved).differences(config) == []
-    newer = {"photos_per_collection": None, "strategy": "auto"}  # settings added since, at their defaults
+    # Settings added since, at their defaults.
+    newer = {"scene_encoder": False, "photos_per_collection": None, "strategy": "auto"}
     assert config.to_json() == {**SAVED_RUN, **newer}  # config.json's format: the same keys, in the same order
     assert [key for key in config.to_json() if key not in newer] == list(SAVED_RUN)
 

@@ -98,9 +98,11 @@ def test_hints_change_the_exported_models_colour_and_the_temperature_is_exported
     assert not np.allclose(_serve(bold, gray, hints), _serve(bold, gray))
 
 
-def test_our_exported_model_accepts_other_sizes_that_divide_by_8(tiny_dataset, tmp_path):
-    version_dir = _train(tiny_dataset, tmp_path, "unet")
+@pytest.mark.parametrize("scene_encoder", [False, True])
+def test_our_exported_model_accepts_other_sizes_that_divide_by_8(scene_encoder, tiny_dataset, tmp_path):
+    version_dir = _train(tiny_dataset, tmp_path, "unet", scene_encoder=scene_encoder)
     assert _serve(version_dir, np.zeros((1, 64, 96, 1), np.float32)).shape == (1, 64, 96, 3)
+    assert _serve(version_dir, np.zeros((2, 200, 200, 1), np.float32)).shape == (2, 200, 200, 3)
 
 
 def test_each_export_is_the_next_version_and_leaves_no_temporary_folder(tiny_dataset, tmp_path):

@@ -42,9 +42,9 @@ def _inputs(height: int, width: int, *, hints: np.ndarray | None = None) -> list
     return [gray, np.zeros((1, height, width, 4), np.float32) if hints is None else hints]
 
 
-@pytest.mark.parametrize("head", ["classes", "regression"])
-def test_our_generator_stays_within_its_compute_budget(head):
-    generator = networks.build_unet_generator(networks.UNetConfig(head=head))
+@pytest.mark.parametrize("head, scene_encoder", [("classes", False), ("regression", False), ("regression", True)])
+def test_our_generator_stays_within_its_compute_budget(head, scene_encoder):
+    generator = networks.build_unet_generator(networks.UNetConfig(head=head, scene_encoder=scene_encoder))
     gflops = count_flops(generator, [(200, 200, 1), (200, 200, 4)]) / 1e9
     assert gflops <= OUR_GFLOPS_BUDGET
 
@@ -55,9 +55,10 @@ def test_the_classes_head_predicts_bin_logits_at_a_quarter_of_the_resolution(hei
     assert logits.shape == (1, height // 4, width // 4, len(color.gamut_ab_bins()))
 
 
+@pytest.mark.parametrize("scene_encoder", [False, True])
 @pytest.mark.parametrize("height, width", [(200, 200), (64, 96), (8, 8)])
-def test_the_regression_head_is_fully_convolutional_over_multiples_of_8(height, width):
-    generator = networks.build_unet_generator(networks.UNetConfig(head="regression"))
+def test_the_regression_head_is_fully_convolutional_over_multiples_of_8(height, width, scene_encoder):
+    generator = networks.build_unet_generator(networks.UNetConfig(head="regression", scene_encoder=scene_encoder))
     chroma = generator(_inputs(height, width)).numpy()
     assert chroma.shape == (1, height, width, 2)
     assert np.abs(chroma).max() <= 1.0  # tanh: Lab (a, b) / AB_SCALE

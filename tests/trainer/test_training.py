@@ -96,6 +96,20 @@ def test_a_finished_run_resumes_where_it_stopped_when_given_more_epochs(tiny_dat
     assert resumed.fit().steps == 2 * STEPS_PER_EPOCH
 
 
+def test_the_scene_encoders_backbone_trains_frozen_and_resumes_unchanged(tiny_dataset, tmp_path):
+    def backbone(trainer):
+        return [weights.numpy() for weights in trainer.gan.generator.get_layer("scene_encoder").weights]
+
+    trainer = prepare_run(_config(tiny_dataset, tmp_path / "run", scene_encoder=True))
+    published = backbone(trainer)
+    trainer.fit()
+    resumed = prepare_run(_config(tiny_dataset, tmp_path / "run", scene_encoder=True, epochs=2))
+
+    assert int(resumed.counters.epoch) == 1
+    for trained in (backbone(trainer), backbone(resumed)):
+        assert all(np.array_equal(a, b) for a, b in zip(published, trained, strict=True))
+
+
 def test_a_killed_run_resumes_from_its_last_checkpoint(tiny_dataset, tmp_path):
     run_dir = tmp_path / "run"
     command = [
