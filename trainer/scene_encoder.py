@@ -190,5 +190,5 @@ class SceneEncoder(layers.Layer):
 
     def call(self, gray):
         size = tf.shape(gray)[1:3] * INPUT_UPSCALE
-        rgb = tf.image.grayscale_to_rgb(tf.cast(gray, self.compute_dtype) * PIXEL_SCALE)
-        return self.backbone(tf.cast(tf.image.resize(rgb, size, method="bilinear"), self.compute_dtype))
+        upscaled = tf.image.resize(gray, size, method="bilinear")  # one channel, then copied to three
+        return self.backbone(tf.cast(tf.image.grayscale_to_rgb(upscaled * PIXEL_SCALE), self.compute_dtype))
