@@ -62,7 +62,7 @@ class TrainConfig:
         "Ours: `classes` (a distribution over colours) or `regression` (chroma itself; won on validation).",
     )
     scene_encoder: bool = _setting(
-        False, "Ours: also see the photo through a frozen backbone trained on COCO (trainer/scene_encoder.py)."
+        True, "Ours: also see the photo through a frozen backbone trained on COCO (trainer/scene_encoder.py)."
     )
     l1_weight: float = _setting(100.0, "Ours, regression head: weight of the chroma L1 term (pix2pix's).")
     adversarial_weight: float = _setting(0.0, "Ours: weight of the patch-GAN term (0: no discriminator).")
@@ -126,9 +126,12 @@ class TrainConfig:
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(self.to_json(), indent=2) + "\n")
 
+    # Settings added with a default other than what runs saved before them trained with.
+    BEFORE_SAVED = {"scene_encoder": False}
+
     @classmethod
     def load(cls, path: Path) -> TrainConfig:
-        saved = json.loads(path.read_text())
+        saved = {**cls.BEFORE_SAVED, **json.loads(path.read_text())}
         known = {field.name for field in fields(cls)}
         return cls(**{key: value for key, value in saved.items() if key in known})
 

@@ -38,9 +38,10 @@ from colorizer_trainer.train import prepare_run
 
 
 def _train(dataset: Path, tmp_path: Path, arch: str, **overrides) -> Path:
+    """One epoch, exported; without the COCO backbone unless asked (untrained, it saturates the chroma)."""
     config = TrainConfig(
         data=dataset, arch=arch, epochs=1, batch_size=2, run_dir=tmp_path / f"run_{arch}",
-        models_dir=tmp_path / "models" / "colorizer", **overrides,
+        models_dir=tmp_path / "models" / "colorizer", **{"scene_encoder": False, **overrides},
     )  # fmt: skip
     return train_and_export(config)
 
@@ -115,7 +116,7 @@ def test_each_export_is_the_next_version_and_leaves_no_temporary_folder(tiny_dat
 
 
 def test_a_failed_export_publishes_nothing(tiny_dataset, tmp_path):
-    trainer = prepare_run(TrainConfig(data=tiny_dataset, arch="unet", run_dir=tmp_path / "run"))
+    trainer = prepare_run(TrainConfig(data=tiny_dataset, arch="unet", run_dir=tmp_path / "run", scene_encoder=False))
     models_root = tmp_path / "models"
 
     def broken_evaluation(staging: Path) -> dict[str, float]:
@@ -129,7 +130,7 @@ def test_a_failed_export_publishes_nothing(tiny_dataset, tmp_path):
 
 
 def test_an_export_with_a_field_colorizer_json_does_not_have_writes_nothing(tiny_dataset, tmp_path):
-    trainer = prepare_run(TrainConfig(data=tiny_dataset, arch="unet", run_dir=tmp_path / "run"))
+    trainer = prepare_run(TrainConfig(data=tiny_dataset, arch="unet", run_dir=tmp_path / "run", scene_encoder=False))
     models_root = tmp_path / "models"
 
     with pytest.raises(ValidationError, match="epoch"):
