@@ -20,7 +20,6 @@ from colorizer_core.tensorflow_setup import quiet_tensorflow
 quiet_tensorflow()
 
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from colorizer_core import contract  # noqa: E402
@@ -28,7 +27,7 @@ from colorizer_trainer import data  # noqa: E402
 from colorizer_trainer.config import TrainConfig  # noqa: E402
 from colorizer_trainer.flops import count_flops  # noqa: E402
 from colorizer_trainer.gans import ARCH_NAMES, get_architecture  # noqa: E402
-from colorizer_trainer.train import GANTrainer, configure_runtime  # noqa: E402
+from colorizer_trainer.train import GANTrainer, configure_runtime, use_threads  # noqa: E402
 
 SIZE = 200
 
@@ -75,9 +74,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
-    if args.threads:  # before TensorFlow runs its first op (counting FLOPs does), or it cannot be set
-        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    use_threads(args.threads)  # before counting FLOPs runs TensorFlow's first op
 
     with tempfile.TemporaryDirectory() as folder:
         dataset = make_dataset(Path(folder), args.batch_size * 2)

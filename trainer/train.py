@@ -73,14 +73,19 @@ class TrainResult:
     stopped_by_budget: bool
 
 
+def use_threads(threads: int | None) -> None:
+    """Run TensorFlow's ops on ``threads`` threads (``None``: its default); before its first op runs."""
+    if threads and tf.config.threading.get_intra_op_parallelism_threads() != threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
 def configure_runtime(config: TrainConfig, *, distribute: bool = True) -> tf.distribute.Strategy:
     """Threads, the distribution strategy (``config.strategy``, else the default one) and precision.
 
     Must run before TensorFlow runs any op: both threads and multi-worker need that.
     """
-    if config.threads and tf.config.threading.get_intra_op_parallelism_threads() != config.threads:
-        tf.config.threading.set_intra_op_parallelism_threads(config.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(config.threads)
+    use_threads(config.threads)
     strategy = distribution.choose_strategy(config.strategy) if distribute else tf.distribute.get_strategy()
     has_gpu = bool(tf.config.list_physical_devices("GPU"))
     use_mixed = config.mixed_precision == "on" or (config.mixed_precision == "auto" and has_gpu)
