@@ -81,6 +81,8 @@ class UNetConfig:
     hints: take a second input of user colour hints (Zhang et al. 2017; see core/contract.py).
     scene_encoder: fuse the features of a frozen backbone trained on COCO into the bottleneck
         (trainer/scene_encoder.py), so colour follows what is in the photo.
+    hints_in_decoder: also give the hints, averaged down, to the decoder at 1/4 and 1/2 resolution,
+        so a hint need not survive the encoder and the bottleneck to colour its region.
     """
 
     widths: tuple[int, int, int, int] = (16, 32, 64, 128)
@@ -89,6 +91,7 @@ class UNetConfig:
     head: Head = "regression"
     hints: bool = True
     scene_encoder: bool = False
+    hints_in_decoder: bool = False
     discriminator_widths: tuple[int, ...] = (32, 64, 128)
 
     def __post_init__(self) -> None:
@@ -96,6 +99,8 @@ class UNetConfig:
             raise ValueError(f"`widths` must be 4 positive channel counts. Received: widths={self.widths}")
         if self.head not in ("classes", "regression"):
             raise ValueError(f"`head` must be 'classes' or 'regression'. Received: head={self.head!r}")
+        if self.hints_in_decoder and not self.hints:
+            raise ValueError("`hints_in_decoder` needs `hints`. Received: hints=False, hints_in_decoder=True")
 
 
 UNET_MULTIPLE = 8  # three stride-2 stages: input sides must divide by 8
@@ -177,10 +182,17 @@ def build_unet_generator(config: UNetConfig = UNetConfig()) -> keras.Model:
     gray = layers.Input((None, None, 1), name="gray")
     inputs = [gray]
     x = layers.Rescaling(2.0, offset=-1.0, name="center")(gray)  # [0, 1] -> [-1, 1]
+    decoder_hints = {4: [], 2: []}  # at 1/4 and 1/2 resolution: the hints averaged down, if given there
     if config.hints:
         hints = layers.Input((None, None, 4), name="hints")
         inputs.append(hints)
-        x = layers.Concatenate(name="with_hints")([x, HintFeatures(name="hint_features")(hints)])
+        hint_features = HintFeatures(name="hint_features")(hints)
+        x = layers.Concatenate(name="with_hints")([x, hint_features])
+        if config.hints_in_decoder:
+            decoder_hints = {
+                factor: [layers.AveragePooling2D(factor, padding="same", name=f"hints_down{factor}")(hint_features)]
+                for factor in decoder_hints
+            }
 
     e1 = _conv_bn_relu(x, full, "enc1")  # (B, H, W, full)
     e2 = _conv_bn_relu(e1, half, "enc2_down", strides=2)
@@ -198,13 +210,13 @@ def build_unet_generator(config: UNetConfig = UNetConfig()) -> keras.Model:
         x = _global_fusion(x, eighth)
 
     x = Upsample(name="dec3_up")(x)
-    x = _conv_bn_relu(layers.Concatenate(name="dec3_concat")([x, e3]), quarter, "dec3")  # (B, H/4, W/4, quarter)
+    x = _conv_bn_relu(layers.Concatenate(name="dec3_concat")([x, e3, *decoder_hints[4]]), quarter, "dec3")  # (B, H/4, W/4, quarter)
     if config.head == "classes":
         bins = int(color.gamut_ab_bins().shape[0])
         output = layers.Conv2D(bins, 1, dtype="float32", name="ab_logits")(x)
     else:
         x = Upsample(name="dec2_up")(x)
-        x = _conv_bn_relu(layers.Concatenate(name="dec2_concat")([x, e2]), half, "dec2")
+        x = _conv_bn_relu(layers.Concatenate(name="dec2_concat")([x, e2, *decoder_hints[2]]), half, "dec2")
         chroma = layers.Conv2D(2, 1, activation="tanh", dtype="float32", name="chroma_half")(x)
         output = Upsample(dtype="float32", name="chroma")(chroma)
     return keras.Model(inputs if len(inputs) > 1 else gray, output, name="unet_generator")

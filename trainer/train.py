@@ -103,6 +103,7 @@ class GANTrainer:
             config.arch,
             head=config.head,
             scene_encoder=config.scene_encoder,
+            hints_in_decoder=config.hints_in_decoder,
             l1_weight=config.l1_weight,
             adversarial_weight=config.adversarial_weight,
             label_softening=config.label_softening,

@@ -42,9 +42,13 @@ def _inputs(height: int, width: int, *, hints: np.ndarray | None = None) -> list
     return [gray, np.zeros((1, height, width, 4), np.float32) if hints is None else hints]
 
 
-@pytest.mark.parametrize("head, scene_encoder", [("classes", False), ("regression", False), ("regression", True)])
-def test_our_generator_stays_within_its_compute_budget(head, scene_encoder):
-    generator = networks.build_unet_generator(networks.UNetConfig(head=head, scene_encoder=scene_encoder))
+@pytest.mark.parametrize(
+    "head, scene_encoder, hints_in_decoder",
+    [("classes", False, False), ("regression", False, False), ("regression", True, False), ("regression", True, True)],
+)
+def test_our_generator_stays_within_its_compute_budget(head, scene_encoder, hints_in_decoder):
+    config = networks.UNetConfig(head=head, scene_encoder=scene_encoder, hints_in_decoder=hints_in_decoder)
+    generator = networks.build_unet_generator(config)
     gflops = count_flops(generator, [(200, 200, 1), (200, 200, 4)]) / 1e9
     assert gflops <= OUR_GFLOPS_BUDGET
 
@@ -79,6 +83,21 @@ def test_a_hint_reaches_the_output_and_an_unmasked_hint_colour_does_not():
     hinted = unmasked.copy()
     hinted[:, 14:19, 14:19, 3] = 1.0
     assert not np.allclose(generator(_inputs(32, 32, hints=hinted)).numpy(), baseline)
+
+
+@pytest.mark.parametrize("head, joins", [("regression", ["dec3_concat", "dec2_concat"]), ("classes", ["dec3_concat"])])
+def test_hints_in_decoder_join_each_decoder_stage_at_its_resolution(head, joins):
+    generator = networks.build_unet_generator(networks.UNetConfig(head=head, hints_in_decoder=True))
+    for join in joins:
+        factor = {"dec3_concat": 4, "dec2_concat": 2}[join]
+        hints_down = generator.get_layer(f"hints_down{factor}").output
+        assert any(tensor is hints_down for tensor in generator.get_layer(join).input)
+        assert hints_down.shape[-1] == 3  # chroma and mask, as HintFeatures gives them
+
+
+def test_unet_config_rejects_hints_in_decoder_without_hints():
+    with pytest.raises(ValueError, match="hints_in_decoder"):
+        networks.UNetConfig(hints=False, hints_in_decoder=True)
 
 
 def test_global_context_lets_a_far_corner_change_the_colour_everywhere():
