@@ -272,6 +272,26 @@ def format_table(rows: Mapping[str, Mapping[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def format_collection_table(tallies: Mapping[str, Tally]) -> str:
+    """A Markdown table of ΔE2000 per collection: a column per colorizer and, where ``gray`` is
+    one of them, the first one's difference from it (rows from its best lead to its worst)."""
+    means = {name: {c: float(np.mean(d)) for c, d in t.delta_e_by_collection.items()} for name, t in tallies.items()}
+    first = next(iter(tallies))
+    against_gray = "gray" in tallies and first != "gray"
+    collections = sorted(tallies[first].delta_e_by_collection)
+    if against_gray:
+        collections.sort(key=lambda collection: means[first][collection] - means["gray"][collection])
+    titles = ["collection", "images", *tallies, *([f"{first} − gray"] if against_gray else [])]
+    lines = ["| " + " | ".join(titles) + " |", "|---|" + "---:|" * (len(titles) - 1)]
+    for collection in collections:
+        cells = [collection, str(len(tallies[first].delta_e_by_collection[collection]))]
+        cells += [f"{means[name][collection]:.2f}" for name in tallies]
+        if against_gray:
+            cells.append(f"{means[first][collection] - means['gray'][collection]:+.2f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def _cell(value: float | None, number_format: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"

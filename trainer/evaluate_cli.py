@@ -30,11 +30,13 @@ def evaluate_command(
         list[Path] | None, typer.Option(help="Another model to score beside MODEL_DIR (repeatable); it joins the table and the grid.")
     ] = None,
     grid_rows: GridRowsOption = GRID_ROWS,
+    by_collection: Annotated[bool, typer.Option(help="Also print ΔE2000 per collection (the manifest's).")] = False,
 ) -> None:
     """Score MODEL_DIR on a split of DATA and print a Markdown table of the metrics."""
     quiet_tensorflow()
     from colorizer_trainer.data import UnreadableImage
     from colorizer_trainer.evaluate import (  # loads TensorFlow
+        format_collection_table,
         format_table,
         gray_as_rgb,
         model_colorizer,
@@ -56,6 +58,8 @@ def evaluate_command(
         raise typer.Exit(code=1) from None
     rows = {label: scored.metrics for label, scored in results.items()}
     typer.echo(format_table(rows))
+    if by_collection:
+        typer.echo("\n" + format_collection_table({label: scored.tally for label, scored in results.items()}))
     if grid is not None:
         save_comparison_grid({label: scored for label, scored in results.items() if label != "gray"}, grid)
     if json_path is not None:

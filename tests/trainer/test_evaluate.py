@@ -14,8 +14,10 @@ from colorizer_trainer import image_quality
 from colorizer_trainer.cli import app
 from colorizer_trainer.evaluate import (
     GRID_ROWS,
+    Tally,
     evaluate,
     find_pairs,
+    format_collection_table,
     format_table,
     gray_as_rgb,
     score,
@@ -116,6 +118,29 @@ def test_each_collection_weighs_the_same_in_the_per_collection_delta_e(tmp_path:
     by_collection = [np.mean(tally.delta_e_by_collection[name]) for name in ("large", "small")]
     assert tally.summary()["ciede2000_by_collection"] == pytest.approx(np.mean(by_collection))
     assert tally.summary()["ciede2000_by_collection"] != pytest.approx(tally.summary()["ciede2000"])
+
+
+def test_the_collection_table_lists_each_collections_delta_e_from_the_best_lead_over_gray() -> None:
+    def tally(by_collection: dict[str, list[float]]) -> Tally:
+        made = Tally()
+        made.delta_e_by_collection.update(by_collection)
+        return made
+
+    ours = tally({"sky": [9.0, 11.0], "water": [14.0]})
+    gray = tally({"sky": [12.0, 12.0], "water": [13.0]})
+    lines = format_collection_table({"ours": ours, "gray": gray}).splitlines()
+    assert lines[0] == "| collection | images | ours | gray | ours − gray |"
+    assert lines[2:] == ["| sky | 2 | 10.00 | 12.00 | -2.00 |", "| water | 1 | 14.00 | 13.00 | +1.00 |"]
+
+
+def test_the_cli_prints_the_collection_table_on_request(tiny_model_dir: Callable[..., Path], tmp_path: Path) -> None:
+    data = write_dataset(tmp_path / "data", count=2, colourful=True)
+    files = [{"name": f"photo{index}.png", "group": f"photo{index}", "collection": "beach"} for index in range(2)]
+    (data / "manifest.json").write_text(json.dumps({"files": files}))
+    outcome = CliRunner().invoke(app, ["evaluate", str(tiny_model_dir(tint=SEPIA)), str(data), "--by-collection"])
+    assert outcome.exit_code == 0, outcome.output
+    assert "| collection | images | tint | gray | tint − gray |" in outcome.output
+    assert "| beach | 2 |" in outcome.output
 
 
 def test_without_collections_each_image_is_its_own(colour_data: Path) -> None:
