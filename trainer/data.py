@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import random
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import tensorflow as tf
@@ -40,24 +41,30 @@ def paired_files(data_dir: Path, split: str) -> tuple[list[str], list[str]]:
     return [str(gray_dir / name) for name in names], [str(colour_dir / name) for name in names]
 
 
-def _manifest_files(data_dir: Path) -> list[dict]:
-    manifest = Path(data_dir) / MANIFEST_NAME
-    return json.loads(manifest.read_text()).get("files", []) if manifest.is_file() else []
+@dataclass(frozen=True)
+class PhotoGroups:
+    """From the dataset's manifest: the source photo each file was cut from, and the collection of
+    each photo. A file the manifest does not group is its own photo; a photo it does not place, its
+    own collection."""
 
+    photo_of: dict[str, str]
+    collection_of: dict[str, str]
 
-def source_photos(data_dir: Path) -> dict[str, str]:
-    """File name -> its source photo, from the manifest; files it does not group are their own photo."""
-    files = _manifest_files(data_dir)
-    return {entry["name"]: entry["group"] for entry in files if entry.get("name") and entry.get("group")}
+    @classmethod
+    def read(cls, data_dir: Path) -> PhotoGroups:
+        manifest = Path(data_dir) / MANIFEST_NAME
+        files = json.loads(manifest.read_text()).get("files", []) if manifest.is_file() else []
+        grouped = [entry for entry in files if entry.get("name") and entry.get("group")]
+        return cls(
+            photo_of={entry["name"]: entry["group"] for entry in grouped},
+            collection_of={entry["group"]: entry["collection"] for entry in grouped if entry.get("collection")},
+        )
 
+    def photo(self, file_name: str) -> str:
+        return self.photo_of.get(file_name, file_name)
 
-def photo_collections(data_dir: Path) -> dict[str, str]:
-    """Source photo -> its collection, from the manifest; photos it does not place are their own collection."""
-    return {
-        entry["group"]: entry["collection"]
-        for entry in _manifest_files(data_dir)
-        if entry.get("group") and entry.get("collection")
-    }
+    def collection(self, photo: str) -> str:
+        return self.collection_of.get(photo, photo)
 
 
 def has_split(data_dir: Path, split: str) -> bool:
@@ -79,15 +86,13 @@ class EpochSampler:
         self, data_dir: Path, *, crops_per_photo: int, seed: int, photos_per_collection: int | None = None
     ) -> None:
         gray_paths, colour_paths = paired_files(data_dir, "train")
-        photo_of = source_photos(data_dir)
+        groups = PhotoGroups.read(data_dir)
         self.by_photo: dict[str, list[tuple[str, str]]] = defaultdict(list)
         for gray, colour in zip(gray_paths, colour_paths):
-            name = Path(gray).name
-            self.by_photo[photo_of.get(name, name)].append((gray, colour))
-        collection_of = photo_collections(data_dir)
+            self.by_photo[groups.photo(Path(gray).name)].append((gray, colour))
         self.by_collection: dict[str, list[str]] = defaultdict(list)
         for photo in sorted(self.by_photo):
-            self.by_collection[collection_of.get(photo, photo)].append(photo)
+            self.by_collection[groups.collection(photo)].append(photo)
         self.crops_per_photo = crops_per_photo
         self.photos_per_collection = photos_per_collection
         self.seed = seed

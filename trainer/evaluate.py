@@ -23,7 +23,7 @@ from tqdm import tqdm
 from colorizer_core.imaging import colorize_images, to_grayscale
 from colorizer_core.inference import load_model
 from colorizer_trainer import image_quality
-from colorizer_trainer.data import UnreadableImage, photo_collections, source_photos
+from colorizer_trainer.data import PhotoGroups, UnreadableImage
 from colorizer_trainer.samples import save_grid
 
 BATCH_SIZE = 16
@@ -64,9 +64,9 @@ def find_pairs(
     gray_paths = sorted(gray_dir.glob("*.png"))
     if not gray_paths:
         raise FileNotFoundError(f"No {split} photos: {gray_dir} holds no *.png")
-    photo_of, collection_of = source_photos(data_dir), photo_collections(data_dir)
+    groups = PhotoGroups.read(data_dir)
     if per_photo is not None:
-        gray_paths = _at_most_per_photo(gray_paths, photo_of, per_photo)
+        gray_paths = _at_most_per_photo(gray_paths, groups, per_photo)
     if limit is not None:
         if limit < 1:
             raise ValueError(f"limit must be at least 1. Received: {limit}")
@@ -75,7 +75,7 @@ def find_pairs(
     if missing:
         raise FileNotFoundError(f"{len(missing)} test photos have no twin in {truth_dir}, e.g. {missing[0]}")
     return [
-        PhotoPair(path, truth_dir / path.name, collection_of.get(photo_of.get(path.name, path.name)))
+        PhotoPair(path, truth_dir / path.name, groups.collection_of.get(groups.photo(path.name)))
         for path in gray_paths
     ]
 
@@ -99,11 +99,11 @@ def _open(path: Path, convert: Callable[[Image.Image], Image.Image]) -> Image.Im
         ) from None
 
 
-def _at_most_per_photo(paths: list[Path], photo_of: Mapping[str, str], per_photo: int) -> list[Path]:
+def _at_most_per_photo(paths: list[Path], groups: PhotoGroups, per_photo: int) -> list[Path]:
     taken: Counter[str] = Counter()
     kept = []
     for path in paths:
-        photo = photo_of.get(path.name, path.name)
+        photo = groups.photo(path.name)
         taken[photo] += 1
         if taken[photo] <= per_photo:
             kept.append(path)

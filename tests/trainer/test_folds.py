@@ -84,7 +84,7 @@ def test_a_fold_is_a_dataset_the_trainer_reads_with_the_same_pictures(dataset: P
     originals = {path.name: path for path in [*dataset.glob("train_y/*.png"), *dataset.glob("val_y/*.png")]}
     assert all(Path(colour).read_bytes() == originals[Path(colour).name].read_bytes() for colour in colours)
     assert len(grays) == len(colours) > 0
-    assert data.source_photos(fold).items() <= data.source_photos(dataset).items()  # test files left out
+    assert data.PhotoGroups.read(fold).photo_of.items() <= data.PhotoGroups.read(dataset).photo_of.items()  # test files left out
     assert dataset_fingerprint(fold) != dataset_fingerprint(dataset)
     assert not any(Path(link.readlink()).is_absolute() for link in fold.glob("*_x/*.png"))
 
