@@ -8,7 +8,6 @@ awaits; it never decodes, encodes or runs the model.
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -91,14 +90,12 @@ class Colorizer:
         model = self.live_model.current  # pinned: a reload from here on does not affect this request
         size = model.render_size(options.render_size, largest=self.max_render_size)
         hints = _hints_for(model, options.hints)
-        pixels = await anyio.to_thread.run_sync(_declared_pixels, data, self.max_pixels)  # reads the header only
-        share = await claim.take(photo_cost(pixels, size), "this photo")
+        header = await anyio.to_thread.run_sync(_read_header, data, self.max_pixels)
+        share = await claim.take(photo_cost(header.pixels, size), "this photo")
         content = b""
         try:
             with self.queue.arriving():  # so a batch forming meanwhile waits for this image
-                gray, inputs, notes = await anyio.to_thread.run_sync(
-                    self._prepare, data, size, hints, limiter=self.codec_limiter
-                )
+                gray, inputs = await anyio.to_thread.run_sync(self._prepare, data, size, hints, limiter=self.codec_limiter)
                 result = self.queue.submit(model, *inputs)
             rgb = await asyncio.wrap_future(result)  # cancelling this wait drops the job
             content = await anyio.to_thread.run_sync(
@@ -106,6 +103,7 @@ class Colorizer:
             )
         finally:
             share.settle(len(content))  # the answer's bytes stay held until it is sent
+        notes = (FIRST_FRAME_NOTE,) if header.animated else ()
         return Colorized(content, imaging.MEDIA_TYPES[fmt], model.version, notes)
 
     async def colorize_many(
@@ -148,14 +146,13 @@ class Colorizer:
 
     def _prepare(
         self, data: bytes, size: int, hints: tuple[Hint, ...] | None
-    ) -> tuple[Image.Image, tuple[np.ndarray, ...], tuple[str, ...]]:
-        """The photo, the model's inputs for it (gray; hint map when ``hints`` is not None), and notes."""
+    ) -> tuple[Image.Image, tuple[np.ndarray, ...]]:
+        """The photo and the model's inputs for it (gray; hint map when ``hints`` is not None)."""
         gray = imaging.decode_image(data, max_pixels=self.max_pixels)
-        notes = (FIRST_FRAME_NOTE,) if _is_animated(data) else ()
         inputs = (imaging.model_input(gray, size),)
         if hints is not None:
             inputs += (imaging.hint_map(hints, gray.size, size),)
-        return gray, inputs, notes
+        return gray, inputs
 
     def _finish(self, gray: Image.Image, rgb: np.ndarray, fmt: str, saturation: float) -> bytes:
         colour = imaging.apply_chroma(gray, rgb, saturation)
@@ -177,26 +174,26 @@ def _hints_for(model: LoadedModel, hints: tuple[Hint, ...]) -> tuple[Hint, ...] 
     return None
 
 
-def _is_animated(data: bytes) -> bool:
-    """Whether an upload that decoded fine has more than one frame (GIF, APNG, WebP, multi-page TIFF).
+@dataclass(frozen=True)
+class Header:
+    """What an upload's header says, read before decoding it."""
 
-    A camera's MPO JPEG also has several frames, but they are previews of one photo: not animation.
-    Counting frames reads past the first; where those bytes are corrupt, the answer is no.
-    """
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            return image.format != "MPO" and bool(getattr(image, "is_animated", False))
-    except Exception:
-        return False
+    pixels: int  # to budget for; 0 where decoding will refuse it before allocating (not an image, too large)
+    animated: bool  # more than one frame (GIF, APNG, WebP, multi-page TIFF): only the first is colorized
 
 
-def _declared_pixels(data: bytes, max_pixels: int) -> int:
-    """The pixels an upload's header declares, to budget for before decoding it.
-
-    0 where decoding will refuse it before allocating its pixels anyway: not an image, or over ``max_pixels``.
-    """
+def _read_header(data: bytes, max_pixels: int) -> Header:
     try:
         with imaging.open_image(data, max_pixels=max_pixels) as image:
-            return image.width * image.height
+            return Header(image.width * image.height, _is_animated(image))
     except imaging.BadImage:
-        return 0
+        return Header(0, False)
+
+
+def _is_animated(image: Image.Image) -> bool:
+    """A camera's MPO JPEG also has several frames, but they are previews of one photo: not animation.
+    Counting frames reads past the first; where those bytes are corrupt, the answer is no."""
+    try:
+        return image.format != "MPO" and bool(getattr(image, "is_animated", False))
+    except Exception:
+        return False
