@@ -131,6 +131,16 @@ def test_animated_image_gives_its_first_frame_and_says_so(client: httpx.Client) 
     assert luminance(Image.open(io.BytesIO(response.content))).max() <= 1  # the black first frame
 
 
+def test_a_cameras_multi_picture_jpeg_is_one_photo_not_an_animation(client: httpx.Client) -> None:
+    buffer = io.BytesIO()
+    photo(40, 30, "RGB").save(buffer, "MPO", save_all=True, append_images=[photo(20, 15, "RGB")])
+    assert Image.open(io.BytesIO(buffer.getvalue())).format == "MPO"
+    response = post_image(client, buffer.getvalue(), name="camera.jpg")
+    assert response.status_code == 200, response.text
+    assert NOTE_HEADER not in response.headers
+    assert Image.open(io.BytesIO(response.content)).size == (40, 30)
+
+
 def rgba() -> Image.Image:
     image = photo(30, 20, "RGBA")
     image.putalpha(128)
