@@ -65,7 +65,7 @@ class TrainConfig:
         True, "Ours: also see the photo through a frozen backbone trained on COCO (trainer/scene_encoder.py)."
     )
     hints_in_decoder: bool = _setting(
-        False, "Ours: also give the colour hints to the decoder at 1/4 and 1/2 resolution, not only the input."
+        False, "Ours: also give the colour hints to the decoder at 1/4 and 1/2 resolution (tried: no closer to hints)."
     )
     l1_weight: float = _setting(100.0, "Ours, regression head: weight of the chroma L1 term (pix2pix's).")
     adversarial_weight: float = _setting(0.0, "Ours: weight of the patch-GAN term (0: no discriminator).")
