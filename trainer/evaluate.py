@@ -274,8 +274,12 @@ def format_table(rows: Mapping[str, Mapping[str, float]]) -> str:
 
 def format_collection_table(tallies: Mapping[str, Tally]) -> str:
     """A Markdown table of ΔE2000 per collection: a column per colorizer and, where ``gray`` is
-    one of them, the first one's difference from it (rows from its best lead to its worst)."""
-    means = {name: {c: float(np.mean(d)) for c, d in t.delta_e_by_collection.items()} for name, t in tallies.items()}
+    one of them, the first one's difference from it (rows from its best lead to its worst). Images
+    of no known collection are left out."""
+    means = {
+        name: {collection: float(np.mean(scores)) for collection, scores in tally.delta_e_by_collection.items()}
+        for name, tally in tallies.items()
+    }
     first = next(iter(tallies))
     against_gray = "gray" in tallies and first != "gray"
     collections = sorted(tallies[first].delta_e_by_collection)
