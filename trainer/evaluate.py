@@ -169,9 +169,13 @@ class Tally:
             "palette_js": self.predicted_palette.js_divergence(self.true_palette),
         }
 
+    def collection_means(self) -> dict[str, float]:
+        """Mean ΔE2000 of each known collection."""
+        return {collection: float(np.mean(scores)) for collection, scores in self.delta_e_by_collection.items()}
+
     def collection_delta_e(self) -> list[float]:
         """Mean ΔE2000 of each collection (an image of no known collection is one of its own)."""
-        return [float(np.mean(scores)) for scores in self.delta_e_by_collection.values()] + self.delta_e_unplaced
+        return list(self.collection_means().values()) + self.delta_e_unplaced
 
 
 @dataclass
@@ -276,10 +280,7 @@ def format_collection_table(tallies: Mapping[str, Tally]) -> str:
     """A Markdown table of ΔE2000 per collection: a column per colorizer and, where ``gray`` is
     one of them, the first one's difference from it (rows from its best lead to its worst). Images
     of no known collection are left out."""
-    means = {
-        name: {collection: float(np.mean(scores)) for collection, scores in tally.delta_e_by_collection.items()}
-        for name, tally in tallies.items()
-    }
+    means = {name: tally.collection_means() for name, tally in tallies.items()}
     first = next(iter(tallies))
     against_gray = "gray" in tallies and first != "gray"
     collections = sorted(tallies[first].delta_e_by_collection)

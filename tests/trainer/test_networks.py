@@ -85,11 +85,12 @@ def test_a_hint_reaches_the_output_and_an_unmasked_hint_colour_does_not():
     assert not np.allclose(generator(_inputs(32, 32, hints=hinted)).numpy(), baseline)
 
 
-@pytest.mark.parametrize("head, joins", [("regression", ["dec3_concat", "dec2_concat"]), ("classes", ["dec3_concat"])])
+@pytest.mark.parametrize(
+    "head, joins", [("regression", {"dec3_concat": 4, "dec2_concat": 2}), ("classes", {"dec3_concat": 4})]
+)
 def test_hints_in_decoder_join_each_decoder_stage_at_its_resolution(head, joins):
     generator = networks.build_unet_generator(networks.UNetConfig(head=head, hints_in_decoder=True))
-    for join in joins:
-        factor = {"dec3_concat": 4, "dec2_concat": 2}[join]
+    for join, factor in joins.items():
         hints_down = generator.get_layer(f"hints_down{factor}").output
         assert any(tensor is hints_down for tensor in generator.get_layer(join).input)
         assert hints_down.shape[-1] == 3  # chroma and mask, as HintFeatures gives them
