@@ -13,6 +13,7 @@ from typing import Any, Literal, get_args
 
 MixedPrecision = Literal["auto", "on", "off"]
 Head = Literal["classes", "regression"]
+ChromaLoss = Literal["l1", "ciede2000"]
 Arch = Literal["seed", "unet"]
 StrategyName = Literal["auto", "default", "mirrored", "multi-worker"]  # trainer/distribution.py says what each does
 STRATEGIES: tuple[str, ...] = get_args(StrategyName)
@@ -67,7 +68,10 @@ class TrainConfig:
     hints_in_decoder: bool = _setting(
         False, "Ours: also give the colour hints to the decoder at 1/4 and 1/2 resolution (tried: no closer to hints)."
     )
-    l1_weight: float = _setting(100.0, "Ours, regression head: weight of the chroma L1 term (pix2pix's).")
+    chroma_loss: ChromaLoss = _setting(
+        "l1", "Ours, regression head: `l1` on (a, b), or `ciede2000`, the colour difference it is scored by."
+    )
+    l1_weight: float = _setting(100.0, "Ours, regression head: weight of the chroma term (pix2pix's 100 for L1).")
     adversarial_weight: float = _setting(0.0, "Ours: weight of the patch-GAN term (0: no discriminator).")
     # At most this many files of one source photo per epoch, so photos weigh the same, not files.
     crops_per_photo: int = _setting(2, "Files of one source photo used per epoch, at most.")

@@ -15,7 +15,7 @@ import keras
 import tensorflow as tf
 
 from colorizer_trainer import color, losses, networks
-from colorizer_trainer.config import ARCHITECTURE_DEFAULTS, Arch, TrainConfig
+from colorizer_trainer.config import ARCHITECTURE_DEFAULTS, Arch, ChromaLoss, TrainConfig
 
 DEFAULT_TEMPERATURE = 0.38  # Zhang et al. 2016's annealed mean; chosen again on validation at export
 CLASS_HEAD_STRIDE = 4  # the classes head predicts at 1/4 resolution
@@ -140,12 +140,14 @@ class UNetArchitecture(Architecture):
         l1_weight: float,
         adversarial_weight: float,
         label_softening: float,
+        chroma_loss: ChromaLoss = "l1",
         temperature: float = DEFAULT_TEMPERATURE,
         chroma_gain: float = 1.0,
     ) -> None:
         self.config = config
         self.takes_hints = config.hints
         self.l1_weight = l1_weight
+        self.chroma_loss = losses.CHROMA_LOSSES[chroma_loss]
         self.adversarial_weight = adversarial_weight
         self.label_softening = label_softening
         self.temperature = temperature
@@ -180,7 +182,7 @@ class UNetArchitecture(Architecture):
 
     def generator_loss(self, fake, real, fake_score, *, global_batch_size):
         if self.bins is None:
-            parts = losses.chroma_l1(fake, real, global_batch_size=global_batch_size, weight=self.l1_weight)
+            parts = self.chroma_loss(fake, real, global_batch_size=global_batch_size, weight=self.l1_weight)
         else:
             parts = losses.chroma_cross_entropy(
                 fake, real, self.bins, stride=CLASS_HEAD_STRIDE, global_batch_size=global_batch_size
@@ -202,6 +204,7 @@ def get_architecture(
     head: networks.Head = TrainConfig.head,
     scene_encoder: bool = TrainConfig.scene_encoder,
     hints_in_decoder: bool = TrainConfig.hints_in_decoder,
+    chroma_loss: ChromaLoss = TrainConfig.chroma_loss,
     l1_weight: float = TrainConfig.l1_weight,
     adversarial_weight: float = TrainConfig.adversarial_weight,
     label_softening: float = TrainConfig.label_softening,
@@ -216,6 +219,7 @@ def get_architecture(
             l1_weight=l1_weight,
             adversarial_weight=adversarial_weight,
             label_softening=label_softening,
+            chroma_loss=chroma_loss,
             temperature=temperature,
         )
     raise ValueError(f"Unknown architecture. Expected one of {ARCH_NAMES}. Received: arch={name!r}")

@@ -76,6 +76,27 @@ def chroma_l1(fake_chroma, real_chroma, *, global_batch_size: int, weight: float
     return {"total": weight * l1, "l1": l1}
 
 
+def chroma_ciede2000(fake_chroma, real_chroma, *, global_batch_size: int, weight: float) -> Losses:
+    """CIEDE2000 between the predicted and the true colour of each pixel, the lightness being the same.
+
+    The measure the model is judged by: unlike L1 it counts a red-green error on a near-gray colour
+    about 1.5 times a blue-yellow one, and the same error less on a vivid colour than on a dull one.
+    Divided by ``AB_SCALE``, so a ``weight`` means about what it means for L1.
+    """
+    fake_lab, real_lab = (_at_equal_lightness(chroma) for chroma in (fake_chroma, real_chroma))
+    ciede2000 = _average(_per_example_mean(color.ciede2000(fake_lab, real_lab)), global_batch_size)
+    return {"total": weight * ciede2000 / color.AB_SCALE, "ciede2000": ciede2000}
+
+
+def _at_equal_lightness(chroma: tf.Tensor) -> tf.Tensor:
+    """``(..., 2)`` chroma in [-1, 1] as Lab at L 50: with equal L, CIEDE2000 does not depend on which."""
+    chroma = tf.cast(chroma, tf.float32) * color.AB_SCALE
+    return tf.concat([tf.fill(tf.shape(chroma[..., :1]), 50.0), chroma], axis=-1)
+
+
+CHROMA_LOSSES = {"l1": chroma_l1, "ciede2000": chroma_ciede2000}
+
+
 def with_adversarial(parts: Losses, fake_logits, *, global_batch_size: int, weight: float) -> Losses:
     """Add the non-saturating adversarial term, ``weight`` times, to a generator's losses."""
     adversarial = _average(_bce(tf.ones_like(fake_logits), fake_logits, from_logits=True), global_batch_size)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import tensorflow as tf
-from skimage.color import rgb2lab
+from skimage.color import deltaE_ciede2000, rgb2lab
 
 from colorizer_trainer import color
 
@@ -39,3 +40,33 @@ def test_every_srgb_colour_has_chroma_within_the_scale():
     corners = np.array([[r, g, b] for r in (0, 1) for g in (0, 1) for b in (0, 1)], np.float32)
     ab = color.rgb_to_lab(tf.constant(corners)).numpy()[:, 1:]
     assert np.abs(ab).max() < color.AB_SCALE
+
+
+def _random_lab_pairs(count=3000) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of sRGB colours in Lab: a third with the second gray, a third with equal lightness."""
+    first, second = rgb2lab(_random_rgb((count, 3))), rgb2lab(np.random.default_rng(1).random((count, 3)))
+    second[: count // 3, 1:] = 0.0
+    second[count // 3 : 2 * count // 3, 0] = first[count // 3 : 2 * count // 3, 0]
+    return first, second
+
+
+def test_ciede2000_matches_scikit_image():
+    first, second = _random_lab_pairs()
+    ours = color.ciede2000(tf.constant(first, tf.float32), tf.constant(second, tf.float32)).numpy()
+    np.testing.assert_allclose(ours, deltaE_ciede2000(first, second), atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "prediction",
+    [[0.0, 0.0], [1e-4, -7e-5], [-5.0, -40.0], [-5.0 + 1e-5, -40.0], [-60.0, 10.0]],
+    ids=["gray", "nearly-gray", "the-truth", "nearly-the-truth", "far"],
+)
+# A blue, where the formula's rotation term joins chroma and hue differences.
+@pytest.mark.parametrize("truth", [[0.0, 0.0], [-5.0, -40.0]], ids=["gray-truth", "blue-truth"])
+def test_ciede2000s_gradient_stays_finite_and_bounded_near_gray_and_near_the_truth(prediction, truth):
+    predicted = tf.Variable([[50.0, *prediction]])
+    with tf.GradientTape() as tape:
+        difference = color.ciede2000(predicted, tf.constant([[50.0, *truth]]))
+    gradient = tape.gradient(difference, predicted).numpy()
+    # A change of one Lab unit changes CIEDE2000 by at most about that much (1.5 for a' near gray).
+    assert np.isfinite(gradient).all() and np.abs(gradient).max() < 2.0

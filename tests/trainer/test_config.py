@@ -11,7 +11,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from colorizer_trainer import runs
+from colorizer_trainer import losses, runs
 from colorizer_trainer.cli import app
 from colorizer_trainer.config import ARCHITECTURE_DEFAULTS, TrainConfig, command_line_settings, help_text
 from colorizer_trainer.dataset.build import BuildOptions
@@ -27,6 +27,7 @@ CHANGED_SETTINGS = dict(
     head="classes",
     scene_encoder=False,
     hints_in_decoder=True,
+    chroma_loss="ciede2000",
     l1_weight=10.0,
     adversarial_weight=1.0,
     crops_per_photo=1,
@@ -128,6 +129,7 @@ def test_an_architecture_built_without_settings_has_the_configurations_defaults(
     if arch == "unet":
         assert (architecture.l1_weight, architecture.adversarial_weight) == (TrainConfig.l1_weight, TrainConfig.adversarial_weight)
         assert architecture.config.head == TrainConfig.head
+        assert architecture.chroma_loss is losses.CHROMA_LOSSES[TrainConfig.chroma_loss]
 
 
 # A run's config.json as the trainer wrote it before `strategy` and `photos_per_collection` existed.
@@ -164,7 +166,7 @@ def test_a_saved_run_resumes_with_the_command_that_began_it(trained_configs, tmp
     ((config, _),) = trained_configs
     assert TrainConfig.load(saved).differences(config) == []
     # Settings added since: the backbone off (the run predates it, and says so by leaving it out), the rest at their defaults.
-    newer = {"scene_encoder": False, "hints_in_decoder": False, "photos_per_collection": None, "strategy": "auto"}
+    newer = {"scene_encoder": False, "hints_in_decoder": False, "chroma_loss": "l1", "photos_per_collection": None, "strategy": "auto"}
     assert config.to_json() == {**SAVED_RUN, **newer}  # config.json's format: the same keys, in the same order
     assert [key for key in config.to_json() if key not in newer] == list(SAVED_RUN)
 

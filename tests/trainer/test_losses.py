@@ -41,6 +41,25 @@ def test_the_adversarial_term_counts_by_its_weight():
     assert float(parts["adversarial"]) == pytest.approx(np.log(2.0))  # a discriminator that cannot tell
 
 
+def _ciede2000_loss(fake_ab, real_ab) -> float:
+    fake, real = (tf.fill((BATCH, 4, 4, 2), 0.0) + tf.constant(ab) / color.AB_SCALE for ab in (fake_ab, real_ab))
+    return float(losses.chroma_ciede2000(fake, real, global_batch_size=BATCH, weight=1.0)["ciede2000"])
+
+
+def test_the_ciede2000_loss_is_zero_only_for_the_true_colour():
+    assert _ciede2000_loss([10.0, -5.0], [10.0, -5.0]) == pytest.approx(0.0, abs=1e-3)
+    assert _ciede2000_loss([12.0, -5.0], [10.0, -5.0]) > 1.0
+
+
+def test_the_ciede2000_loss_counts_a_red_green_error_on_a_dull_colour_more_than_l1_does():
+    red_green, blue_yellow = _ciede2000_loss([3.0, 0.0], [0.0, 0.0]), _ciede2000_loss([0.0, 3.0], [0.0, 0.0])
+    assert red_green == pytest.approx(1.5 * blue_yellow, rel=0.05)
+
+
+def test_the_ciede2000_loss_counts_an_error_on_a_vivid_colour_less_than_on_a_dull_one():
+    assert _ciede2000_loss([0.0, 85.0], [0.0, 80.0]) < 0.5 * _ciede2000_loss([0.0, 5.0], [0.0, 0.0])
+
+
 def _cross_entropy(logits, chroma):
     return float(
         losses.chroma_cross_entropy(logits, chroma, color.gamut_ab_bins(), stride=4, global_batch_size=BATCH)["total"]
