@@ -69,7 +69,8 @@ class TrainConfig:
         False, "Ours: also give the colour hints to the decoder at 1/4 and 1/2 resolution (tried: no closer to hints)."
     )
     chroma_loss: ChromaLoss = _setting(
-        "l1", "Ours, regression head: `l1` on (a, b), or `ciede2000`, the colour difference it is scored by."
+        "l1", "Ours, regression head: `l1` on (a, b), or `ciede2000`, the colour difference it is scored by "
+        "(tried: no better beyond seed noise)."
     )
     l1_weight: float = _setting(100.0, "Ours, regression head: weight of the chroma term (pix2pix's 100 for L1).")
     adversarial_weight: float = _setting(0.0, "Ours: weight of the patch-GAN term (0: no discriminator).")
