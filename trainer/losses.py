@@ -83,15 +83,13 @@ def chroma_ciede2000(fake_chroma, real_chroma, *, global_batch_size: int, weight
     about 1.5 times a blue-yellow one, and the same error less on a vivid colour than on a dull one.
     Divided by ``AB_SCALE``, so a ``weight`` means about what it means for L1.
     """
-    fake_lab, real_lab = (_at_equal_lightness(chroma) for chroma in (fake_chroma, real_chroma))
+    # The same lightness for both (black; which one does not change CIEDE2000 when it is equal).
+    fake_lab, real_lab = (
+        color.lab_from_gray_and_ab(tf.zeros_like(chroma[..., :1]), chroma)
+        for chroma in (tf.cast(fake_chroma, tf.float32), tf.cast(real_chroma, tf.float32))
+    )
     ciede2000 = _average(_per_example_mean(color.ciede2000(fake_lab, real_lab)), global_batch_size)
     return {"total": weight * ciede2000 / color.AB_SCALE, "ciede2000": ciede2000}
-
-
-def _at_equal_lightness(chroma: tf.Tensor) -> tf.Tensor:
-    """``(..., 2)`` chroma in [-1, 1] as Lab at L 50: with equal L, CIEDE2000 does not depend on which."""
-    chroma = tf.cast(chroma, tf.float32) * color.AB_SCALE
-    return tf.concat([tf.fill(tf.shape(chroma[..., :1]), 50.0), chroma], axis=-1)
 
 
 CHROMA_LOSSES = {"l1": chroma_l1, "ciede2000": chroma_ciede2000}
