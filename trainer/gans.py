@@ -204,6 +204,7 @@ def get_architecture(
     head: networks.Head = TrainConfig.head,
     scene_encoder: bool = TrainConfig.scene_encoder,
     hints_in_decoder: bool = TrainConfig.hints_in_decoder,
+    scene_detail: bool = TrainConfig.scene_detail,
     chroma_loss: ChromaLoss = TrainConfig.chroma_loss,
     l1_weight: float = TrainConfig.l1_weight,
     adversarial_weight: float = TrainConfig.adversarial_weight,
@@ -215,7 +216,9 @@ def get_architecture(
         return SeedArchitecture(label_softening=label_softening)
     if name == "unet":
         return UNetArchitecture(
-            networks.UNetConfig(head=head, scene_encoder=scene_encoder, hints_in_decoder=hints_in_decoder),
+            networks.UNetConfig(
+                head=head, scene_encoder=scene_encoder, hints_in_decoder=hints_in_decoder, scene_detail=scene_detail
+            ),
             l1_weight=l1_weight,
             adversarial_weight=adversarial_weight,
             label_softening=label_softening,

@@ -83,6 +83,9 @@ class UNetConfig:
         (trainer/scene_encoder.py), so colour follows what is in the photo.
     hints_in_decoder: also give the hints, averaged down, to the decoder at 1/4 and 1/2 resolution,
         so a hint need not survive the encoder and the bottleneck to colour its region.
+    scene_detail: also give the COCO detector's head features, at 1/2 resolution, to the decoder at
+        1/4 and 1/2 resolution, so where one object ends and another begins is known where colour is
+        drawn, not only at 1/8.
     """
 
     widths: tuple[int, int, int, int] = (16, 32, 64, 128)
@@ -92,6 +95,7 @@ class UNetConfig:
     hints: bool = True
     scene_encoder: bool = False
     hints_in_decoder: bool = False
+    scene_detail: bool = False
     discriminator_widths: tuple[int, ...] = (32, 64, 128)
 
     def __post_init__(self) -> None:
@@ -101,9 +105,12 @@ class UNetConfig:
             raise ValueError(f"`head` must be 'classes' or 'regression'. Received: head={self.head!r}")
         if self.hints_in_decoder and not self.hints:
             raise ValueError("`hints_in_decoder` needs `hints`. Received: hints=False, hints_in_decoder=True")
+        if self.scene_detail and not self.scene_encoder:
+            raise ValueError("`scene_detail` needs `scene_encoder`. Received: scene_encoder=False, scene_detail=True")
 
 
 UNET_MULTIPLE = 8  # three stride-2 stages: input sides must divide by 8
+SCENE_DETAIL_WIDTH = 16  # channels the detector's 128 head features are projected to for the decoder
 
 
 class Upsample(layers.Layer):
@@ -164,11 +171,17 @@ def _global_fusion(x, width: int):
     return layers.Conv2D(width, 1, activation="relu", name="global_fusion")(fused)
 
 
-def _scene_fusion(gray, x, width: int):
-    """Mix the COCO backbone's features of the photo, resized to ``x``'s positions, into ``x``."""
-    features = SceneEncoder(name="scene_encoder")(gray)
-    resized = [ResizeLike(name=f"scene_resize{index}")(feature, x) for index, feature in enumerate(features)]
-    return _conv_bn_relu(layers.Concatenate(name="scene_concat")([x, *resized]), width, "scene_fusion", kernel=1)
+def _scene_fusion(gray, x, width: int, *, detail: bool):
+    """Mix the COCO backbone's features of the photo, resized to ``x``'s positions, into ``x``.
+
+    Returns the mix and, with ``detail``, the detector's head features projected for the decoder."""
+    features = SceneEncoder(detail=detail, name="scene_encoder")(gray)
+    pyramid = features[:2]  # at 1/8 and 1/16
+    resized = [ResizeLike(name=f"scene_resize{index}")(feature, x) for index, feature in enumerate(pyramid)]
+    fused = _conv_bn_relu(layers.Concatenate(name="scene_concat")([x, *resized]), width, "scene_fusion", kernel=1)
+    if not detail:
+        return fused, None
+    return fused, _conv_bn_relu(features[2], SCENE_DETAIL_WIDTH, "scene_detail", kernel=1)
 
 
 def build_unet_generator(config: UNetConfig = UNetConfig()) -> keras.Model:
@@ -182,16 +195,16 @@ def build_unet_generator(config: UNetConfig = UNetConfig()) -> keras.Model:
     gray = layers.Input((None, None, 1), name="gray")
     inputs = [gray]
     x = layers.Rescaling(2.0, offset=-1.0, name="center")(gray)  # [0, 1] -> [-1, 1]
-    decoder_hints = {4: [], 2: []}  # at 1/4 and 1/2 resolution: the hints averaged down, if given there
+    decoder_joins = {4: [], 2: []}  # more inputs for the decoder at 1/4 and 1/2 resolution
     if config.hints:
         hints = layers.Input((None, None, 4), name="hints")
         inputs.append(hints)
         hint_features = HintFeatures(name="hint_features")(hints)
         x = layers.Concatenate(name="with_hints")([x, hint_features])
         if config.hints_in_decoder:
-            decoder_hints = {
+            decoder_joins = {
                 factor: [layers.AveragePooling2D(factor, padding="same", name=f"hints_down{factor}")(hint_features)]
-                for factor in decoder_hints
+                for factor in decoder_joins
             }
 
     e1 = _conv_bn_relu(x, full, "enc1")  # (B, H, W, full)
@@ -201,7 +214,10 @@ def build_unet_generator(config: UNetConfig = UNetConfig()) -> keras.Model:
     e3 = _conv_bn_relu(e3, quarter, "enc3")  # (B, H/4, W/4, quarter)
     x = _conv_bn_relu(e3, eighth, "enc4_down", strides=2)
     if config.scene_encoder:
-        x = _scene_fusion(gray, x, eighth)
+        x, scene_detail = _scene_fusion(gray, x, eighth, detail=config.scene_detail)
+        if config.scene_detail:
+            for factor, like in ((4, e3), (2, e2)):
+                decoder_joins[factor].append(ResizeLike(name=f"scene_detail{factor}")(scene_detail, like))
     bottleneck_in = x
     for dilation in config.bottleneck_dilations:
         x = _conv_bn_relu(x, eighth, f"bottleneck_d{dilation}", dilation=dilation)
@@ -210,13 +226,13 @@ def build_unet_generator(config: UNetConfig = UNetConfig()) -> keras.Model:
         x = _global_fusion(x, eighth)
 
     x = Upsample(name="dec3_up")(x)
-    x = _conv_bn_relu(layers.Concatenate(name="dec3_concat")([x, e3, *decoder_hints[4]]), quarter, "dec3")  # (B, H/4, W/4, quarter)
+    x = _conv_bn_relu(layers.Concatenate(name="dec3_concat")([x, e3, *decoder_joins[4]]), quarter, "dec3")  # (B, H/4, W/4, quarter)
     if config.head == "classes":
         bins = int(color.gamut_ab_bins().shape[0])
         output = layers.Conv2D(bins, 1, dtype="float32", name="ab_logits")(x)
     else:
         x = Upsample(name="dec2_up")(x)
-        x = _conv_bn_relu(layers.Concatenate(name="dec2_concat")([x, e2, *decoder_hints[2]]), half, "dec2")
+        x = _conv_bn_relu(layers.Concatenate(name="dec2_concat")([x, e2, *decoder_joins[2]]), half, "dec2")
         chroma = layers.Conv2D(2, 1, activation="tanh", dtype="float32", name="chroma_half")(x)
         output = Upsample(dtype="float32", name="chroma")(chroma)
     return keras.Model(inputs if len(inputs) > 1 else gray, output, name="unet_generator")

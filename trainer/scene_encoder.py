@@ -3,7 +3,9 @@
 Four hundred training photos cannot teach what a sky, a face or a cup looks like in every
 collection; a backbone trained to find COCO's 80 kinds of object in 118,000 photos already knows.
 The generator reads its features at 1/16 and 1/32 of the input and learns only how they map to
-colour (DeOldify and DDColor colour from pretrained backbones too).
+colour (DeOldify and DDColor colour from pretrained backbones too). With ``detail``, it also reads
+the detector's head at 1/4 of the input: the backbone's features carried back up to where objects
+are found, so a colour can stop where an object does.
 
 The weights are MobileNetV3-Large (width 0.75, ImageNet-initialised) trained as a CenterNet detector
 on COCO, as TensorFlow.js publishes graph models: a JSON GraphDef and a binary of float16 weights,
@@ -29,9 +31,11 @@ GRAPH_PATH = Path(__file__).parent / "weights" / "coco-mobilenetv3" / "centernet
 INPUT_NODE = "tower_0/images"
 STRIDE_16 = "tower_0/MobilenetV3/expanded_conv_11/add"  # (B, H/16, W/16, 88)
 STRIDE_32 = "tower_0/MobilenetV3/expanded_conv_14/add"  # (B, H/32, W/32, 120)
-DETECTIONS = "tower_0/keypoints"  # (B, 128, 128, 80): COCO class heatmaps, for a 512x512 input only
+HEAD = "tower_0/CenternetHead/mul"  # (B, H/4, W/4, 128): what the detector's heatmaps are read from
+DETECTIONS = "tower_0/keypoints"  # (B, H/4, W/4, 80): COCO class heatmaps
 # COCO's detector saw objects at 512x512; our photos reach the model at about 200x200.
 INPUT_UPSCALE = 2
+HEAD_MULTIPLE = 32  # the head joins features at 1/32 to 1/4 of its input, so its sides divide by 32
 PIXEL_SCALE = 255.0  # the graph takes RGB in [0, 255]
 
 
@@ -123,8 +127,10 @@ _OPS = {
     "Identity": lambda attr, x: x[0],
     "Mean": lambda attr, x: tf.reduce_mean(x[0], axis=x[1], keepdims=attr["keep_dims"]["b"]),
     "ConcatV2": lambda attr, x: tf.concat(x[:-1], axis=x[-1]),
+    # The head's upsamplings double; the sizes the graph holds for them are a 512x512 input's.
     "ResizeBilinear": lambda attr, x: tf.compat.v1.image.resize_bilinear(
-        x[0], x[1], align_corners=attr["align_corners"]["b"], half_pixel_centers=attr["half_pixel_centers"]["b"]
+        x[0], tf.shape(x[0])[1:3] * 2, align_corners=attr["align_corners"]["b"],
+        half_pixel_centers=attr["half_pixel_centers"]["b"],
     ),
 }
 
@@ -182,13 +188,21 @@ class FrozenGraph(layers.Layer):
 
 
 class SceneEncoder(layers.Layer):
-    """Gray ``(B, H, W, 1)`` in [0, 1] to the COCO backbone's features at 1/16 and 1/32 of H and W."""
+    """Gray ``(B, H, W, 1)`` in [0, 1] to the COCO backbone's features at 1/8 and 1/16 of H and W
+    (1/16 and 1/32 of the twice-as-large photo it sees) and, with ``detail``, its head's at 1/2."""
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, detail: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.backbone = FrozenGraph((STRIDE_16, STRIDE_32), dtype=self.dtype_policy, name="coco_mobilenetv3")
+        self.detail = detail
+        outputs = (STRIDE_16, STRIDE_32, HEAD) if detail else (STRIDE_16, STRIDE_32)
+        self.backbone = FrozenGraph(outputs, dtype=self.dtype_policy, name="coco_mobilenetv3")
 
     def call(self, gray):
         size = tf.shape(gray)[1:3] * INPUT_UPSCALE
+        if self.detail:
+            size = -(-size // HEAD_MULTIPLE) * HEAD_MULTIPLE  # rounded up
         upscaled = tf.image.resize(gray, size, method="bilinear")  # one channel, then copied to three
         return self.backbone(tf.cast(tf.image.grayscale_to_rgb(upscaled * PIXEL_SCALE), self.compute_dtype))
+
+    def get_config(self):
+        return {**super().get_config(), "detail": self.detail}

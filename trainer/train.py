@@ -104,6 +104,7 @@ class GANTrainer:
             head=config.head,
             scene_encoder=config.scene_encoder,
             hints_in_decoder=config.hints_in_decoder,
+            scene_detail=config.scene_detail,
             chroma_loss=config.chroma_loss,
             l1_weight=config.l1_weight,
             adversarial_weight=config.adversarial_weight,

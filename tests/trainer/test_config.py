@@ -27,6 +27,7 @@ CHANGED_SETTINGS = dict(
     head="classes",
     scene_encoder=False,
     hints_in_decoder=True,
+    scene_detail=True,
     chroma_loss="ciede2000",
     l1_weight=10.0,
     adversarial_weight=1.0,
@@ -166,7 +167,10 @@ def test_a_saved_run_resumes_with_the_command_that_began_it(trained_configs, tmp
     ((config, _),) = trained_configs
     assert TrainConfig.load(saved).differences(config) == []
     # Settings added since: the backbone off (the run predates it, and says so by leaving it out), the rest at their defaults.
-    newer = {"scene_encoder": False, "hints_in_decoder": False, "chroma_loss": "l1", "photos_per_collection": None, "strategy": "auto"}
+    newer = {
+        "scene_encoder": False, "hints_in_decoder": False, "scene_detail": False, "chroma_loss": "l1", "photos_per_collection": None,
+        "strategy": "auto",
+    }
     assert config.to_json() == {**SAVED_RUN, **newer}  # config.json's format: the same keys, in the same order
     assert [key for key in config.to_json() if key not in newer] == list(SAVED_RUN)
 

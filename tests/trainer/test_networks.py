@@ -43,11 +43,19 @@ def _inputs(height: int, width: int, *, hints: np.ndarray | None = None) -> list
 
 
 @pytest.mark.parametrize(
-    "head, scene_encoder, hints_in_decoder",
-    [("classes", False, False), ("regression", False, False), ("regression", True, False), ("regression", True, True)],
+    "head, scene_encoder, hints_in_decoder, scene_detail",
+    [
+        ("classes", False, False, False),
+        ("regression", False, False, False),
+        ("regression", True, False, False),
+        ("regression", True, True, False),
+        ("regression", True, False, True),
+    ],
 )
-def test_our_generator_stays_within_its_compute_budget(head, scene_encoder, hints_in_decoder):
-    config = networks.UNetConfig(head=head, scene_encoder=scene_encoder, hints_in_decoder=hints_in_decoder)
+def test_our_generator_stays_within_its_compute_budget(head, scene_encoder, hints_in_decoder, scene_detail):
+    config = networks.UNetConfig(
+        head=head, scene_encoder=scene_encoder, hints_in_decoder=hints_in_decoder, scene_detail=scene_detail
+    )
     generator = networks.build_unet_generator(config)
     gflops = count_flops(generator, [(200, 200, 1), (200, 200, 4)]) / 1e9
     assert gflops <= OUR_GFLOPS_BUDGET
@@ -59,10 +67,11 @@ def test_the_classes_head_predicts_bin_logits_at_a_quarter_of_the_resolution(hei
     assert logits.shape == (1, height // 4, width // 4, len(color.gamut_ab_bins()))
 
 
-@pytest.mark.parametrize("scene_encoder", [False, True])
+@pytest.mark.parametrize("scene_encoder, scene_detail", [(False, False), (True, False), (True, True)])
 @pytest.mark.parametrize("height, width", [(200, 200), (64, 96), (8, 8)])
-def test_the_regression_head_is_fully_convolutional_over_multiples_of_8(height, width, scene_encoder):
-    generator = networks.build_unet_generator(networks.UNetConfig(head="regression", scene_encoder=scene_encoder))
+def test_the_regression_head_is_fully_convolutional_over_multiples_of_8(height, width, scene_encoder, scene_detail):
+    config = networks.UNetConfig(head="regression", scene_encoder=scene_encoder, scene_detail=scene_detail)
+    generator = networks.build_unet_generator(config)
     chroma = generator(_inputs(height, width)).numpy()
     assert chroma.shape == (1, height, width, 2)
     assert np.abs(chroma).max() <= 1.0  # tanh: Lab (a, b) / AB_SCALE
@@ -99,6 +108,22 @@ def test_hints_in_decoder_join_each_decoder_stage_at_its_resolution(head, joins)
 def test_unet_config_rejects_hints_in_decoder_without_hints():
     with pytest.raises(ValueError, match="hints_in_decoder"):
         networks.UNetConfig(hints=False, hints_in_decoder=True)
+
+
+@pytest.mark.parametrize(
+    "head, joins", [("regression", {"dec3_concat": 4, "dec2_concat": 2}), ("classes", {"dec3_concat": 4})]
+)
+def test_scene_detail_joins_each_decoder_stage_at_its_resolution(head, joins):
+    generator = networks.build_unet_generator(networks.UNetConfig(head=head, scene_encoder=True, scene_detail=True))
+    for join, factor in joins.items():
+        scene_detail = generator.get_layer(f"scene_detail{factor}").output
+        assert any(tensor is scene_detail for tensor in generator.get_layer(join).input)
+        assert scene_detail.shape[-1] == networks.SCENE_DETAIL_WIDTH
+
+
+def test_unet_config_rejects_scene_detail_without_the_scene_encoder():
+    with pytest.raises(ValueError, match="scene_detail"):
+        networks.UNetConfig(scene_encoder=False, scene_detail=True)
 
 
 def test_global_context_lets_a_far_corner_change_the_colour_everywhere():
