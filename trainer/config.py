@@ -69,7 +69,9 @@ class TrainConfig:
         False, "Ours: also give the colour hints to the decoder at 1/4 and 1/2 resolution (tried: no closer to hints)."
     )
     scene_detail: bool = _setting(
-        False, "Ours: also give the COCO detector's head features, at 1/2 resolution, to the decoder."
+        False,
+        "Ours: also give the COCO detector's head features, at 1/2 resolution, to the decoder "
+        "(tried: no better beyond seed noise).",
     )
     chroma_loss: ChromaLoss = _setting(
         "l1", "Ours, regression head: `l1` on (a, b), or `ciede2000`, the colour difference it is scored by "
