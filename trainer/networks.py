@@ -174,7 +174,8 @@ def _global_fusion(x, width: int):
 def _scene_fusion(gray, x, width: int, *, detail: bool):
     """Mix the COCO backbone's features of the photo, resized to ``x``'s positions, into ``x``.
 
-    Returns the mix and, with ``detail``, the detector's head features projected for the decoder."""
+    Returns the mix and, with ``detail``, the detector's head features projected for the decoder.
+    """
     features = SceneEncoder(detail=detail, name="scene_encoder")(gray)
     pyramid = features[:2]  # at 1/8 and 1/16
     resized = [ResizeLike(name=f"scene_resize{index}")(feature, x) for index, feature in enumerate(pyramid)]
