@@ -216,7 +216,7 @@ def build_unet_generator(config: UNetConfig = UNetConfig()) -> keras.Model:
     x = _conv_bn_relu(e3, eighth, "enc4_down", strides=2)
     if config.scene_encoder:
         x, scene_detail = _scene_fusion(gray, x, eighth, detail=config.scene_detail)
-        if config.scene_detail:
+        if scene_detail is not None:
             for factor, like in ((4, e3), (2, e2)):
                 decoder_joins[factor].append(ResizeLike(name=f"scene_detail{factor}")(scene_detail, like))
     bottleneck_in = x

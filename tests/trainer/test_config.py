@@ -168,7 +168,11 @@ def test_a_saved_run_resumes_with_the_command_that_began_it(trained_configs, tmp
     assert TrainConfig.load(saved).differences(config) == []
     # Settings added since: the backbone off (the run predates it, and says so by leaving it out), the rest at their defaults.
     newer = {
-        "scene_encoder": False, "hints_in_decoder": False, "scene_detail": False, "chroma_loss": "l1", "photos_per_collection": None,
+        "scene_encoder": False,
+        "hints_in_decoder": False,
+        "scene_detail": False,
+        "chroma_loss": "l1",
+        "photos_per_collection": None,
         "strategy": "auto",
     }
     assert config.to_json() == {**SAVED_RUN, **newer}  # config.json's format: the same keys, in the same order

@@ -40,7 +40,7 @@ def test_the_detector_read_from_its_graph_finds_the_photos_subject_in_gray(photo
     assert coco_class in strongest_first[:3]  # of 80 classes
 
 
-def test_scene_features_come_at_1_16_and_1_32_of_the_photo():
+def test_scene_features_come_at_1_8_and_1_16_of_the_photo():
     stride_16, stride_32 = SceneEncoder()(np.full((1, 64, 96, 1), 0.5, np.float32))
     # The backbone sees the photo at twice its size, nearer the 512x512 it was trained on.
     assert stride_16.shape == (1, 8, 12, 88) and stride_32.shape == (1, 4, 6, 120)
