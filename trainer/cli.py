@@ -92,13 +92,16 @@ def export_command(
     evaluate: Annotated[bool, typer.Option(help="Record validation metrics in colorizer.json.")] = True,
     temperature: Annotated[Optional[float], typer.Option(help="Classes head: annealed-mean temperature to export (choose it on validation).")] = None,
     chroma_gain: Annotated[Optional[float], typer.Option(help="Ours: scale the exported chroma by this (choose it on validation).")] = None,
+    size: Annotated[Optional[int], typer.Option(help="Ours: the side photos are seen at, the model's native size (choose it on validation).")] = None,
 ) -> None:
     """Export the newest checkpoint of RUN_DIR as the next model version."""
     quiet_tensorflow()
     from colorizer_trainer import runs
 
     try:
-        runs.export_run(run_dir, models_dir=models_dir, evaluate=evaluate, temperature=temperature, chroma_gain=chroma_gain)
+        runs.export_run(
+            run_dir, models_dir=models_dir, evaluate=evaluate, size=size, temperature=temperature, chroma_gain=chroma_gain
+        )
     except (FileNotFoundError, ValueError) as error:
         raise _fail(error) from None
 
@@ -109,13 +112,17 @@ def choose_decoding_command(
         list[Path],
         typer.Argument(help="Training runs of our architecture: one, or one per fold of `dataset folds`."),
     ],
+    sizes: Annotated[
+        Optional[list[int]], typer.Option(help="Sides to see the photos at (repeatable); default: the native size.")
+    ] = None,
+    gains: Annotated[Optional[list[float]], typer.Option(help="Chroma gains to score (repeatable); default: 1.0 to 2.0.")] = None,
 ) -> None:
-    """Score the runs on validation at several chroma gains (and temperatures); print them and the choice."""
+    """Score the runs on validation at several sizes, chroma gains (and temperatures); print them and the choice."""
     quiet_tensorflow()
     from colorizer_trainer import runs
 
     try:
-        best, results = runs.choose_decoding(run_dirs)
+        best, results = runs.choose_decoding(run_dirs, sizes=sizes, gains=gains or runs.CHROMA_GAINS)
     except (FileNotFoundError, ValueError) as error:
         raise _fail(error) from None
     from colorizer_trainer.evaluate import format_table

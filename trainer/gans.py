@@ -58,6 +58,17 @@ class Architecture(ABC):
         """How the generator's output becomes colour, as an export records it (none by default)."""
         return {}
 
+    def set_native_size(self, size: int) -> None:
+        """See photos at ``size`` x ``size``, a choice made on validation like the decoding (the export
+        records it as the model's native size); refused where the network takes no other side."""
+        if size != self.native_size and (not self.accepts_other_sizes or size % self.size_multiple):
+            raise ValueError(
+                f"The {self.name} architecture sees photos at {self.native_size}"
+                + (f" or a multiple of {self.size_multiple}" if self.accepts_other_sizes else " only")
+                + f". Received: size={size}"
+            )
+        self.native_size = size
+
     def set_decoding(self, **choices: float) -> None:
         """Change decoding choices made on validation; a name this architecture lacks is refused."""
         unknown = set(choices) - set(self.decoding())

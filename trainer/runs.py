@@ -33,12 +33,21 @@ def train_and_export(config: TrainConfig, *, export: bool = True) -> Path | None
     return _export(trainer, result, evaluate=True)
 
 
-def export_run(run_dir: Path, *, models_dir: Path | None = None, evaluate: bool = True, **decoding: float | None) -> Path:
-    """Export the newest checkpoint of ``run_dir``, with ``decoding`` choices (``temperature``,
-    ``chroma_gain``) made on validation; ``None`` keeps the architecture's."""
+def export_run(
+    run_dir: Path,
+    *,
+    models_dir: Path | None = None,
+    evaluate: bool = True,
+    size: int | None = None,
+    **decoding: float | None,
+) -> Path:
+    """Export the newest checkpoint of ``run_dir``, with the ``size`` it sees photos at and the
+    ``decoding`` choices (``temperature``, ``chroma_gain``) made on validation; ``None`` keeps the architecture's."""
     trainer = _restored(run_dir)
     if models_dir is not None:
         trainer.config.models_dir = models_dir
+    if size is not None:
+        trainer.architecture.set_native_size(size)
     trainer.architecture.set_decoding(**{name: value for name, value in decoding.items() if value is not None})
     return _export(trainer, trainer.result(), evaluate=evaluate)
 
@@ -48,8 +57,11 @@ CHROMA_GAINS = (1.0, 1.25, 1.5, 1.75, 2.0)
 GRAY_LABEL = "gray input"
 
 
-def choose_decoding(run_dirs: Sequence[Path]) -> tuple[dict[str, float], dict[str, dict]]:
-    """Score runs on their validation splits at each decoding (temperatures of a classes head, chroma gains).
+def choose_decoding(
+    run_dirs: Sequence[Path], *, sizes: Sequence[int] | None = None, gains: Sequence[float] = CHROMA_GAINS
+) -> tuple[dict[str, float], dict[str, dict]]:
+    """Score runs on their validation splits at each decoding: the size photos are seen at (default:
+    the architecture's native size), the chroma gain and, for a classes head, the temperature.
 
     Each run is scored on its own validation split, and its images are pooled with the other runs':
     runs trained on folds of the collections (`dataset folds`) let the choice see every collection.
@@ -58,7 +70,7 @@ def choose_decoding(run_dirs: Sequence[Path]) -> tuple[dict[str, float], dict[st
     tallies: dict[str, Tally] = defaultdict(Tally)
     choices: dict[str, dict[str, float]] = {}
     for run_dir in run_dirs:
-        for label, choice, scored in _decodings_scored(run_dir):
+        for label, choice, scored in _decodings_scored(run_dir, sizes, gains):
             tallies[label] += scored.tally
             if choice is not None:
                 choices[label] = choice
@@ -79,7 +91,9 @@ def pick_decoding(results: dict[str, dict[str, float]], labels: Sequence[str]) -
     return min(labels, key=lambda label: results[label][CHOICE_METRIC])
 
 
-def _decodings_scored(run_dir: Path) -> Iterator[tuple[str, dict[str, float] | None, Scored]]:
+def _decodings_scored(
+    run_dir: Path, sizes: Sequence[int] | None, gains: Sequence[float]
+) -> Iterator[tuple[str, dict[str, float] | None, Scored]]:
     """``(label, decoding, scores)`` on the run's validation split: the gray input's (decoding None), then each decoding's."""
     trainer = _restored(run_dir)
     architecture, data_dir = trainer.architecture, trainer.config.data
@@ -91,11 +105,13 @@ def _decodings_scored(run_dir: Path) -> Iterator[tuple[str, dict[str, float] | N
     scored = partial(score, data_dir=data_dir, split=holdout, per_photo=VALIDATION_PHOTO_CROPS, keep=0)
     yield GRAY_LABEL, None, scored(gray_as_rgb, label="gray")
     temperatures = TEMPERATURES if "temperature" in architecture.decoding() else (None,)
-    for temperature, gain in itertools.product(temperatures, CHROMA_GAINS):
-        choice = {"chroma_gain": gain} | ({"temperature": temperature} if temperature is not None else {})
-        architecture.set_decoding(**choice)
+    for size, temperature, gain in itertools.product(sizes or (architecture.native_size,), temperatures, gains):
+        decoding = {"chroma_gain": gain} | ({"temperature": temperature} if temperature is not None else {})
+        architecture.set_native_size(size)
+        architecture.set_decoding(**decoding)
+        choice = {"size": size} | decoding
         label = ", ".join(f"{name} {value}" for name, value in choice.items())
-        yield label, choice, scored(in_memory_colorizer(trainer.gan.predict_rgb, architecture.native_size), label=label)
+        yield label, choice, scored(in_memory_colorizer(trainer.gan.predict_rgb, size), label=label)
 
 
 def _restored(run_dir: Path) -> GANTrainer:

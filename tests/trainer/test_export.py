@@ -25,6 +25,7 @@ from colorizer_trainer.cli import app
 from colorizer_trainer.config import TrainConfig
 from colorizer_trainer.dataset.build import dataset_fingerprint
 from colorizer_trainer.export import STALE_STAGING_S, export_model, remove_stale_staging
+from colorizer_trainer.gans import get_architecture
 from colorizer_trainer.runs import (
     CHROMA_GAINS,
     GRAY_LABEL,
@@ -209,7 +210,31 @@ def test_choosing_the_decoding_over_several_runs_pools_their_validation_images(t
     _, twice = choose_decoding([tmp_path / "run_unet", tmp_path / "run_unet"])
 
     assert all(twice[label]["images"] == 2 * alone[label]["images"] for label in alone)
-    assert twice["chroma_gain 1.0"]["ciede2000"] == pytest.approx(alone["chroma_gain 1.0"]["ciede2000"])
+    assert twice["size 200, chroma_gain 1.0"]["ciede2000"] == pytest.approx(alone["size 200, chroma_gain 1.0"]["ciede2000"])
+
+
+def test_choosing_the_decoding_also_scores_the_sizes_photos_are_seen_at(tiny_dataset, tmp_path):
+    _train(tiny_dataset, tmp_path, "unet")
+    best, results = choose_decoding([tmp_path / "run_unet"], sizes=[64, 128], gains=[1.0])
+
+    assert set(results) == {GRAY_LABEL, "size 64, chroma_gain 1.0", "size 128, chroma_gain 1.0"}
+    assert best["size"] in (64, 128) and best["chroma_gain"] == 1.0
+    assert results["size 64, chroma_gain 1.0"]["ciede2000"] != results["size 128, chroma_gain 1.0"]["ciede2000"]
+
+
+def test_the_chosen_size_is_exported_as_the_native_size_and_served_at(tiny_dataset, tmp_path):
+    _train(tiny_dataset, tmp_path, "unet")
+    version_dir = export_run(tmp_path / "run_unet", evaluate=False, size=128)
+
+    assert ModelMetadata.read(version_dir).size == 128
+    gray = np.random.default_rng(0).random((1, 128, 128, 1), np.float32)
+    assert _serve(version_dir, gray).shape == (1, 128, 128, 3)
+
+
+@pytest.mark.parametrize("arch, size", [("unet", 100), ("seed", 128)])
+def test_a_size_the_network_cannot_see_at_is_refused(arch, size):
+    with pytest.raises(ValueError, match=f"Received: size={size}"):
+        get_architecture(arch).set_native_size(size)
 
 
 def _result(pooled: float, by_collection: float, colour: float) -> dict[str, float]:
