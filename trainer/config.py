@@ -73,6 +73,9 @@ class TrainConfig:
         "Ours: also give the COCO detector's head features, at 1/2 resolution, to the decoder "
         "(tried: no better beyond seed noise).",
     )
+    unet_width: float = _setting(
+        1.0, "Ours: scale the U-Net's channels (16, 32, 64 and 128 at full, 1/2, 1/4 and 1/8 resolution) by this."
+    )
     chroma_loss: ChromaLoss = _setting(
         "l1", "Ours, regression head: `l1` on (a, b), or `ciede2000`, the colour difference it is scored by "
         "(tried: no better beyond seed noise)."
@@ -130,6 +133,8 @@ class TrainConfig:
             raise ValueError(f"`adversarial_weight` must be 0 or more. Received: adversarial_weight={self.adversarial_weight}")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"`strategy` must be one of {', '.join(STRATEGIES)}. Received: strategy={self.strategy!r}")
+        if self.unet_width <= 0:
+            raise ValueError(f"`unet_width` must be above 0. Received: unet_width={self.unet_width}")
         if self.batch_size < 1:
             raise ValueError(f"`batch_size` must be at least 1. Received: batch_size={self.batch_size}")
 

@@ -216,6 +216,7 @@ def get_architecture(
     scene_encoder: bool = TrainConfig.scene_encoder,
     hints_in_decoder: bool = TrainConfig.hints_in_decoder,
     scene_detail: bool = TrainConfig.scene_detail,
+    unet_width: float = TrainConfig.unet_width,
     chroma_loss: ChromaLoss = TrainConfig.chroma_loss,
     l1_weight: float = TrainConfig.l1_weight,
     adversarial_weight: float = TrainConfig.adversarial_weight,
@@ -228,7 +229,11 @@ def get_architecture(
     if name == "unet":
         return UNetArchitecture(
             networks.UNetConfig(
-                head=head, scene_encoder=scene_encoder, hints_in_decoder=hints_in_decoder, scene_detail=scene_detail
+                widths=networks.scaled_widths(unet_width),
+                head=head,
+                scene_encoder=scene_encoder,
+                hints_in_decoder=hints_in_decoder,
+                scene_detail=scene_detail,
             ),
             l1_weight=l1_weight,
             adversarial_weight=adversarial_weight,

@@ -67,6 +67,14 @@ def build_seed_discriminator(size: int = SEED_SIZE) -> keras.Model:
 
 # --- ours: a strided U-Net on Lab chroma, with the whole scene in view and colour hints ------------
 
+UNET_WIDTHS = (16, 32, 64, 128)  # channels at full, 1/2, 1/4 and 1/8 resolution
+
+
+def scaled_widths(multiplier: float) -> tuple[int, int, int, int]:
+    """``UNET_WIDTHS`` times ``multiplier``, at least one channel each (MobileNet's width multiplier)."""
+    return tuple(max(1, round(width * multiplier)) for width in UNET_WIDTHS)
+
+
 @dataclass(frozen=True)
 class UNetConfig:
     """The shape of the default generator.
@@ -88,7 +96,7 @@ class UNetConfig:
         drawn, not only at 1/8.
     """
 
-    widths: tuple[int, int, int, int] = (16, 32, 64, 128)
+    widths: tuple[int, int, int, int] = UNET_WIDTHS
     bottleneck_dilations: tuple[int, ...] = (1, 2, 4)
     global_context: bool = True
     head: Head = "regression"

@@ -105,6 +105,7 @@ class GANTrainer:
             scene_encoder=config.scene_encoder,
             hints_in_decoder=config.hints_in_decoder,
             scene_detail=config.scene_detail,
+            unet_width=config.unet_width,
             chroma_loss=config.chroma_loss,
             l1_weight=config.l1_weight,
             adversarial_weight=config.adversarial_weight,

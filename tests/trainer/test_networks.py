@@ -61,6 +61,13 @@ def test_our_generator_stays_within_its_compute_budget(head, scene_encoder, hint
     assert gflops <= OUR_GFLOPS_BUDGET
 
 
+def test_the_width_multiplier_scales_every_stage_of_the_unet():
+    assert networks.scaled_widths(0.5) == (8, 16, 32, 64) and networks.scaled_widths(0.01) == (1, 1, 1, 1)
+    generator = networks.build_unet_generator(networks.UNetConfig(widths=networks.scaled_widths(0.5)))
+    stages = ("enc1", "enc2", "enc3", "enc4_down", "dec3", "dec2")
+    assert [generator.get_layer(name).filters for name in stages] == [8, 16, 32, 64, 32, 16]
+
+
 @pytest.mark.parametrize("height, width", [(200, 200), (64, 96), (8, 8)])
 def test_the_classes_head_predicts_bin_logits_at_a_quarter_of_the_resolution(height, width):
     logits = networks.build_unet_generator(networks.UNetConfig(head="classes"))(_inputs(height, width)).numpy()
