@@ -74,7 +74,8 @@ class TrainConfig:
         "(tried: no better beyond seed noise).",
     )
     unet_width: float = _setting(
-        1.0, "Ours: scale the U-Net's channels (16, 32, 64 and 128 at full, 1/2, 1/4 and 1/8 resolution) by this."
+        1.0, "Ours: scale the U-Net's channels (16, 32, 64 and 128 at full, 1/2, 1/4 and 1/8 resolution) by this "
+        "(tried: 0.5, no better beyond seed noise)."
     )
     chroma_loss: ChromaLoss = _setting(
         "l1", "Ours, regression head: `l1` on (a, b), or `ciede2000`, the colour difference it is scored by "
