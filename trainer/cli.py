@@ -122,7 +122,7 @@ def choose_decoding_command(
     from colorizer_trainer import runs
 
     try:
-        best, results = runs.choose_decoding(run_dirs, sizes=sizes, gains=gains or runs.CHROMA_GAINS)
+        best, results = runs.choose_decoding(run_dirs, sizes=sizes, gains=gains)
     except (FileNotFoundError, ValueError) as error:
         raise _fail(error) from None
     from colorizer_trainer.evaluate import format_table

@@ -58,10 +58,11 @@ GRAY_LABEL = "gray input"
 
 
 def choose_decoding(
-    run_dirs: Sequence[Path], *, sizes: Sequence[int] | None = None, gains: Sequence[float] = CHROMA_GAINS
+    run_dirs: Sequence[Path], *, sizes: Sequence[int] | None = None, gains: Sequence[float] | None = None
 ) -> tuple[dict[str, float], dict[str, dict]]:
     """Score runs on their validation splits at each decoding: the size photos are seen at (default:
-    the architecture's native size), the chroma gain and, for a classes head, the temperature.
+    the architecture's native size), the chroma gain (default: ``CHROMA_GAINS``) and, for a classes
+    head, the temperature.
 
     Each run is scored on its own validation split, and its images are pooled with the other runs':
     runs trained on folds of the collections (`dataset folds`) let the choice see every collection.
@@ -92,7 +93,7 @@ def pick_decoding(results: dict[str, dict[str, float]], labels: Sequence[str]) -
 
 
 def _decodings_scored(
-    run_dir: Path, sizes: Sequence[int] | None, gains: Sequence[float]
+    run_dir: Path, sizes: Sequence[int] | None, gains: Sequence[float] | None
 ) -> Iterator[tuple[str, dict[str, float] | None, Scored]]:
     """``(label, decoding, scores)`` on the run's validation split: the gray input's (decoding None), then each decoding's."""
     trainer = _restored(run_dir)
@@ -105,7 +106,7 @@ def _decodings_scored(
     scored = partial(score, data_dir=data_dir, split=holdout, per_photo=VALIDATION_PHOTO_CROPS, keep=0)
     yield GRAY_LABEL, None, scored(gray_as_rgb, label="gray")
     temperatures = TEMPERATURES if "temperature" in architecture.decoding() else (None,)
-    for size, temperature, gain in itertools.product(sizes or (architecture.native_size,), temperatures, gains):
+    for size, temperature, gain in itertools.product(sizes or (architecture.native_size,), temperatures, gains or CHROMA_GAINS):
         decoding = {"chroma_gain": gain} | ({"temperature": temperature} if temperature is not None else {})
         architecture.set_native_size(size)
         architecture.set_decoding(**decoding)
