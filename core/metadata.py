@@ -77,6 +77,9 @@ class ModelMetadata(BaseModel):
     steps: NonNegativeInt | None = None
     cpu_minutes: NonNegativeFloat | None = Field(None, description="Process CPU time the training took.")
     chroma_gain: float | None = Field(None, description="Decoding choice made on validation: chroma scaled by this.")
+    chroma_threshold: float | None = Field(
+        None, description="Decoding choice made on validation: each pixel's chroma lowered by this (Lab units) before the gain."
+    )
     temperature: float | None = Field(None, description="Decoding choice of a classes head: annealed-mean temperature.")
     train: dict[str, JsonValue] | None = Field(
         None, description="The training options (TrainConfig), paths cut to their folder names."

@@ -87,21 +87,35 @@ def train(
 
 @app.command("export")
 def export_command(
-    run_dir: Annotated[Path, typer.Argument(help="A training run folder (holds config.json and checkpoints/).")],
-    models_dir: Annotated[Optional[Path], typer.Option(help="Where to write the version; default: the run's.")] = None,
-    evaluate: Annotated[bool, typer.Option(help="Record validation metrics in colorizer.json.")] = True,
+    source: Annotated[
+        Path,
+        typer.Argument(
+            help="A training run folder (holds config.json and checkpoints/), or an exported version to export again."
+        ),
+    ],
+    models_dir: Annotated[
+        Optional[Path], typer.Option(help="Where to write the version; default: the run's, or beside the version.")
+    ] = None,
+    evaluate: Annotated[bool, typer.Option(help="From a run: record validation metrics in colorizer.json.")] = True,
     temperature: Annotated[Optional[float], typer.Option(help="Classes head: annealed-mean temperature to export (choose it on validation).")] = None,
     chroma_gain: Annotated[Optional[float], typer.Option(help="Ours: scale the exported chroma by this (choose it on validation).")] = None,
+    chroma_threshold: Annotated[
+        Optional[float],
+        typer.Option(help="Ours: lower each pixel's chroma by this many Lab units before the gain (choose it on validation)."),
+    ] = None,
     size: Annotated[Optional[int], typer.Option(help="Ours: the side photos are seen at, the model's native size (choose it on validation).")] = None,
 ) -> None:
-    """Export the newest checkpoint of RUN_DIR as the next model version."""
+    """Export the newest checkpoint of a run, or an exported version's weights, as the next model version."""
     quiet_tensorflow()
+    from colorizer_core.contract import METADATA_FILE
     from colorizer_trainer import runs
 
+    decoding = {"size": size, "temperature": temperature, "chroma_gain": chroma_gain, "chroma_threshold": chroma_threshold}
     try:
-        runs.export_run(
-            run_dir, models_dir=models_dir, evaluate=evaluate, size=size, temperature=temperature, chroma_gain=chroma_gain
-        )
+        if (source / METADATA_FILE).is_file():
+            runs.export_version_again(source, models_dir=models_dir, **decoding)
+        else:
+            runs.export_run(source, models_dir=models_dir, evaluate=evaluate, **decoding)
     except (FileNotFoundError, ValueError) as error:
         raise _fail(error) from None
 
@@ -116,13 +130,17 @@ def choose_decoding_command(
         Optional[list[int]], typer.Option(help="Sides to see the photos at (repeatable); default: the native size.")
     ] = None,
     gains: Annotated[Optional[list[float]], typer.Option(help="Chroma gains to score (repeatable); default: 1.0 to 2.0.")] = None,
+    thresholds: Annotated[
+        Optional[list[float]], typer.Option(help="Chroma thresholds to score, in Lab units (repeatable); default: 0, 3, 6.")
+    ] = None,
 ) -> None:
-    """Score the runs on validation at several sizes, chroma gains (and temperatures); print them and the choice."""
+    """Score the runs on validation at several sizes, chroma thresholds and gains (and temperatures); print them and the choice."""
     quiet_tensorflow()
     from colorizer_trainer import runs
 
     try:
-        best, results = runs.choose_decoding(run_dirs, sizes=sizes, gains=gains)
+        grid = {name: values for name, values in (("gains", gains), ("thresholds", thresholds)) if values}
+        best, results = runs.choose_decoding(run_dirs, sizes=sizes, **grid)
     except (FileNotFoundError, ValueError) as error:
         raise _fail(error) from None
     from colorizer_trainer.evaluate import format_table

@@ -67,6 +67,19 @@ def gray_to_lightness(gray: tf.Tensor) -> tf.Tensor:
     return 116 * _f(_srgb_to_linear(gray)) - 16
 
 
+def decode_chroma(chroma: tf.Tensor, *, gain: float, threshold: float) -> tf.Tensor:
+    """Chroma ``(..., 2)`` in [-1, 1] as exported: each pixel's saturation lowered by ``threshold``
+    (Lab units; never below gray, hue kept), then times ``gain``.
+
+    The threshold takes away the weak colour a regression head predicts where it is unsure (the
+    median of colours it cannot tell apart), so a gain can strengthen the rest without it.
+    """
+    if threshold:
+        saturation = tf.norm(chroma, axis=-1, keepdims=True)
+        chroma *= tf.math.divide_no_nan(tf.nn.relu(saturation - threshold / AB_SCALE), saturation)
+    return chroma if gain == 1.0 else tf.clip_by_value(gain * chroma, -1.0, 1.0)
+
+
 def lab_from_gray_and_ab(gray: tf.Tensor, ab_scaled: tf.Tensor) -> tf.Tensor:
     """Join gray ``(B, H, W, 1)`` with chroma ``(B, H, W, 2)`` in [-1, 1] into Lab."""
     return tf.concat([gray_to_lightness(gray), ab_scaled * AB_SCALE], axis=-1)

@@ -150,7 +150,12 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: Path) -> TrainConfig:
-        saved = {**cls.BEFORE_SAVED, **json.loads(path.read_text())}
+        return cls.from_json(json.loads(path.read_text()))
+
+    @classmethod
+    def from_json(cls, saved: dict[str, Any]) -> TrainConfig:
+        """The settings ``to_json`` wrote (by any version of this code: unknown keys are left out)."""
+        saved = {**cls.BEFORE_SAVED, **saved}
         known = {field.name for field in fields(cls)}
         return cls(**{key: value for key, value in saved.items() if key in known})
 

@@ -64,6 +64,13 @@ def float32_copy(generator: keras.Model, architecture: Architecture) -> keras.Mo
     return copy
 
 
+def restore_weights(version_dir: Path, generator: keras.Model, architecture: Architecture) -> None:
+    """Load the weights of the exported version in ``version_dir`` into ``generator``, built as its architecture."""
+    checkpoint = tf.train.Checkpoint(ServingModule(generator, architecture))
+    variables = version_dir / contract.VARIABLES_INDEX_FILE.removesuffix(".index")
+    checkpoint.read(str(variables)).expect_partial().assert_existing_objects_matched()
+
+
 def next_version(root: Path) -> int:
     taken = [int(child.name) for child in root.iterdir() if child.name.isdigit()] if root.is_dir() else []
     return max(taken, default=0) + 1

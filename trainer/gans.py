@@ -154,6 +154,7 @@ class UNetArchitecture(Architecture):
         chroma_loss: ChromaLoss = "l1",
         temperature: float = DEFAULT_TEMPERATURE,
         chroma_gain: float = 1.0,
+        chroma_threshold: float = 0.0,
     ) -> None:
         self.config = config
         self.takes_hints = config.hints
@@ -162,7 +163,9 @@ class UNetArchitecture(Architecture):
         self.adversarial_weight = adversarial_weight
         self.label_softening = label_softening
         self.temperature = temperature
-        self.chroma_gain = chroma_gain  # a decoding choice made on validation, like the temperature
+        # Decoding choices made on validation, like the temperature.
+        self.chroma_gain = chroma_gain
+        self.chroma_threshold = chroma_threshold
         self.default_beta_1 = 0.5 if adversarial_weight else 0.9  # pix2pix's 0.5 steadies adversarial training
         self.bins = color.gamut_ab_bins() if config.head == "classes" else None
 
@@ -176,17 +179,18 @@ class UNetArchitecture(Architecture):
         return color.rgb_to_lab(rgb)[..., 1:] / color.AB_SCALE  # (B, H, W, 2) in [-1, 1]
 
     def chroma(self, output: tf.Tensor) -> tf.Tensor:
-        """The generator's output as chroma ``(B, H, W, 2)`` in [-1, 1], times ``chroma_gain``."""
+        """The generator's output as chroma ``(B, H, W, 2)`` in [-1, 1], decoded (``color.decode_chroma``)."""
         if self.bins is None:
             chroma = tf.cast(output, tf.float32)
         else:
             chroma = color.annealed_mean(output, self.bins, self.temperature)
             chroma = networks.Upsample(CLASS_HEAD_STRIDE, dtype="float32")(chroma)
-        return chroma if self.chroma_gain == 1.0 else tf.clip_by_value(self.chroma_gain * chroma, -1.0, 1.0)
+        return color.decode_chroma(chroma, gain=self.chroma_gain, threshold=self.chroma_threshold)
 
     def decoding(self) -> dict[str, float]:
-        """The decoding choices an export records: the gain, and the temperature of a classes head."""
-        return {"chroma_gain": self.chroma_gain, **({"temperature": self.temperature} if self.bins is not None else {})}
+        """The decoding choices an export records: the gain and threshold, and the temperature of a classes head."""
+        chroma = {"chroma_gain": self.chroma_gain, "chroma_threshold": self.chroma_threshold}
+        return {**chroma, **({"temperature": self.temperature} if self.bins is not None else {})}
 
     def discriminate(self, discriminator, gray, output, *, training):
         return discriminator([gray, self.chroma(output)], training=training)
@@ -207,6 +211,22 @@ class UNetArchitecture(Architecture):
 
 
 ARCH_NAMES = get_args(Arch)
+
+
+def architecture_for(config: TrainConfig) -> Architecture:
+    """The architecture a training run's ``config`` trains."""
+    return get_architecture(
+        config.arch,
+        head=config.head,
+        scene_encoder=config.scene_encoder,
+        hints_in_decoder=config.hints_in_decoder,
+        scene_detail=config.scene_detail,
+        unet_width=config.unet_width,
+        chroma_loss=config.chroma_loss,
+        l1_weight=config.l1_weight,
+        adversarial_weight=config.adversarial_weight,
+        label_softening=config.label_softening,
+    )
 
 
 def get_architecture(

@@ -10,12 +10,15 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from colorizer_core.contract import METADATA_FILE
+from colorizer_core.metadata import ModelMetadata
 from colorizer_trainer import data
 from colorizer_trainer.config import TrainConfig
 from colorizer_trainer.dataset.build import dataset_fingerprint
 from colorizer_trainer.evaluate import Scored, Tally, gray_as_rgb, in_memory_colorizer, score
 from colorizer_trainer.evaluate import evaluate as evaluate_model
-from colorizer_trainer.export import export_model
+from colorizer_trainer.export import export_model, restore_weights
+from colorizer_trainer.gans import architecture_for
 from colorizer_trainer.train import VALIDATION_PHOTO_CROPS, GANTrainer, TrainResult, configure_runtime, prepare_run
 
 PATH_OPTIONS = ("data", "run_dir", "models_dir")
@@ -42,7 +45,7 @@ def export_run(
     **decoding: float | None,
 ) -> Path:
     """Export the newest checkpoint of ``run_dir``, with the ``size`` it sees photos at and the
-    ``decoding`` choices (``temperature``, ``chroma_gain``) made on validation; ``None`` keeps the architecture's."""
+    ``decoding`` choices (``temperature``, ``chroma_gain``, ``chroma_threshold``) made on validation; ``None`` keeps the architecture's."""
     trainer = _restored(run_dir)
     if models_dir is not None:
         trainer.config.models_dir = models_dir
@@ -52,17 +55,44 @@ def export_run(
     return _export(trainer, trainer.result(), evaluate=evaluate)
 
 
+def export_version_again(
+    version_dir: Path, *, models_dir: Path | None = None, size: int | None = None, **decoding: float | None
+) -> Path:
+    """Export the weights of an exported version again (by default as the next version beside it),
+    with another ``size`` or ``decoding`` (see ``export_run``): a choice made on validation after the
+    training run is gone. Its validation metrics are not carried over (they were the old decoding's)."""
+    metadata = ModelMetadata.read(version_dir)
+    if metadata.train is None:
+        raise ValueError(f"{version_dir / METADATA_FILE} records no training options to rebuild its network from.")
+    architecture = architecture_for(TrainConfig.from_json(metadata.train))
+    architecture.set_native_size(size or metadata.size)
+    recorded = metadata.model_dump(include=set(architecture.decoding()), exclude_none=True)
+    architecture.set_decoding(**recorded | {name: value for name, value in decoding.items() if value is not None})
+    generator = architecture.build_generator()
+    restore_weights(version_dir, generator, architecture)
+    carried = metadata.model_dump(include={"dataset_fingerprint", "epochs", "steps", "cpu_minutes", "train"}, exclude_none=True)
+    models_root = version_dir.parent if models_dir is None else models_dir
+    version = export_model(generator, architecture, models_root, metadata=carried | architecture.decoding())
+    tqdm.write(f"exported {version}")
+    return version
+
+
 TEMPERATURES = (0.2, 0.38, 0.7, 1.0)
 CHROMA_GAINS = (1.0, 1.25, 1.5, 1.75, 2.0)
+CHROMA_THRESHOLDS = (0.0, 3.0, 6.0)  # Lab units
 GRAY_LABEL = "gray input"
 
 
 def choose_decoding(
-    run_dirs: Sequence[Path], *, sizes: Sequence[int] | None = None, gains: Sequence[float] | None = None
+    run_dirs: Sequence[Path],
+    *,
+    sizes: Sequence[int] | None = None,
+    gains: Sequence[float] = CHROMA_GAINS,
+    thresholds: Sequence[float] = CHROMA_THRESHOLDS,
 ) -> tuple[dict[str, float], dict[str, dict]]:
     """Score runs on their validation splits at each decoding: the size photos are seen at (default:
-    the architecture's native size), the chroma gain (default: ``CHROMA_GAINS``) and, for a classes
-    head, the temperature.
+    the architecture's native size), the chroma threshold and gain and, for a classes head, the
+    temperature.
 
     Each run is scored on its own validation split, and its images are pooled with the other runs':
     runs trained on folds of the collections (`dataset folds`) let the choice see every collection.
@@ -71,7 +101,7 @@ def choose_decoding(
     tallies: dict[str, Tally] = defaultdict(Tally)
     choices: dict[str, dict[str, float]] = {}
     for run_dir in run_dirs:
-        for label, choice, scored in _decodings_scored(run_dir, sizes, gains):
+        for label, choice, scored in _decodings_scored(run_dir, sizes, thresholds, gains):
             tallies[label] += scored.tally
             if choice is not None:
                 choices[label] = choice
@@ -93,7 +123,7 @@ def pick_decoding(results: dict[str, dict[str, float]], labels: Sequence[str]) -
 
 
 def _decodings_scored(
-    run_dir: Path, sizes: Sequence[int] | None, gains: Sequence[float] | None
+    run_dir: Path, sizes: Sequence[int] | None, thresholds: Sequence[float], gains: Sequence[float]
 ) -> Iterator[tuple[str, dict[str, float] | None, Scored]]:
     """``(label, decoding, scores)`` on the run's validation split: the gray input's (decoding None), then each decoding's."""
     trainer = _restored(run_dir)
@@ -106,8 +136,10 @@ def _decodings_scored(
     scored = partial(score, data_dir=data_dir, split=holdout, per_photo=VALIDATION_PHOTO_CROPS, keep=0)
     yield GRAY_LABEL, None, scored(gray_as_rgb, label="gray")
     temperatures = TEMPERATURES if "temperature" in architecture.decoding() else (None,)
-    for size, temperature, gain in itertools.product(sizes or (architecture.native_size,), temperatures, gains or CHROMA_GAINS):
-        decoding = {"chroma_gain": gain} | ({"temperature": temperature} if temperature is not None else {})
+    grid = itertools.product(sizes or (architecture.native_size,), temperatures, thresholds, gains)
+    for size, temperature, threshold, gain in grid:
+        decoding = {"chroma_threshold": threshold, "chroma_gain": gain}
+        decoding |= {"temperature": temperature} if temperature is not None else {}
         architecture.set_native_size(size)
         architecture.set_decoding(**decoding)
         choice = {"size": size} | decoding

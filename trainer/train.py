@@ -46,7 +46,7 @@ from colorizer_trainer.callbacks import (
 )
 from colorizer_trainer.checkpoints import Checkpoints, ConfigMismatch, CorruptCheckpoint, RunCounters
 from colorizer_trainer.config import TrainConfig
-from colorizer_trainer.gans import Architecture, get_architecture
+from colorizer_trainer.gans import Architecture, architecture_for
 from colorizer_trainer.step import GANStep
 
 __all__ = [
@@ -99,18 +99,7 @@ class GANTrainer:
 
     def __init__(self, config: TrainConfig, strategy: tf.distribute.Strategy | None = None) -> None:
         self.config = config
-        self.architecture: Architecture = get_architecture(
-            config.arch,
-            head=config.head,
-            scene_encoder=config.scene_encoder,
-            hints_in_decoder=config.hints_in_decoder,
-            scene_detail=config.scene_detail,
-            unet_width=config.unet_width,
-            chroma_loss=config.chroma_loss,
-            l1_weight=config.l1_weight,
-            adversarial_weight=config.adversarial_weight,
-            label_softening=config.label_softening,
-        )
+        self.architecture: Architecture = architecture_for(config)
         self.strategy = strategy or distribution.choose_strategy(config.strategy)
         self.is_chief = distribution.is_chief(self.strategy)
         self.global_batch_size = config.batch_size * self.strategy.num_replicas_in_sync

@@ -36,6 +36,18 @@ def test_zero_chroma_on_gray_gives_back_the_gray():
     np.testing.assert_allclose(rgb, np.repeat(gray, 3, axis=-1), atol=1e-3)
 
 
+def test_the_chroma_threshold_lowers_saturation_keeps_hue_and_never_goes_past_gray():
+    ab = np.array([[30.0, 40.0], [3.0, -4.0], [0.0, 0.0]], np.float32)  # saturations 50, 5 and 0
+    decoded = color.decode_chroma(tf.constant(ab / color.AB_SCALE), gain=1.0, threshold=10.0).numpy() * color.AB_SCALE
+    np.testing.assert_allclose(decoded, [[24.0, 32.0], [0.0, 0.0], [0.0, 0.0]], atol=1e-4)
+
+
+def test_the_chroma_gain_scales_after_the_threshold_and_stays_in_range():
+    ab = np.array([[0.5, 0.0], [0.9, 0.0]], np.float32)
+    decoded = color.decode_chroma(tf.constant(ab), gain=2.0, threshold=0.1 * color.AB_SCALE).numpy()
+    np.testing.assert_allclose(decoded, [[0.8, 0.0], [1.0, 0.0]], atol=1e-5)
+
+
 def test_every_srgb_colour_has_chroma_within_the_scale():
     corners = np.array([[r, g, b] for r in (0, 1) for g in (0, 1) for b in (0, 1)], np.float32)
     ab = color.rgb_to_lab(tf.constant(corners)).numpy()[:, 1:]

@@ -28,10 +28,12 @@ from colorizer_trainer.export import STALE_STAGING_S, export_model, remove_stale
 from colorizer_trainer.gans import get_architecture
 from colorizer_trainer.runs import (
     CHROMA_GAINS,
+    CHROMA_THRESHOLDS,
     GRAY_LABEL,
     TEMPERATURES,
     choose_decoding,
     export_run,
+    export_version_again,
     pick_decoding,
     train_and_export,
 )
@@ -196,30 +198,69 @@ def test_the_chroma_gain_is_exported_and_scales_the_colour(tiny_dataset, tmp_pat
     assert doubled.mean() > 0.95  # the rest left sRGB's gamut and was clipped
 
 
-def test_choosing_the_decoding_scores_each_gain_and_temperature_against_the_gray_input(tiny_dataset, tmp_path):
+def test_the_chroma_threshold_is_exported_and_takes_the_weakest_colour_away(tiny_dataset, tmp_path):
+    _train(tiny_dataset, tmp_path, "unet")
+    plain = export_run(tmp_path / "run_unet", evaluate=False, chroma_gain=1.0, chroma_threshold=0.0)
+    thresholded = export_run(tmp_path / "run_unet", evaluate=False, chroma_gain=1.0, chroma_threshold=2.0)
+    assert ModelMetadata.read(thresholded).chroma_threshold == 2.0
+
+    gray = np.random.default_rng(0).uniform(0.2, 0.8, (1, 64, 64, 1)).astype(np.float32)
+    plain_ab, thresholded_ab = (color.rgb_to_lab(_serve(version, gray))[..., 1:].numpy() for version in (plain, thresholded))
+    plain_chroma, thresholded_chroma = np.linalg.norm(plain_ab, axis=-1), np.linalg.norm(thresholded_ab, axis=-1)
+    weak, strong = plain_chroma < 1.5, plain_chroma > 3.0  # in Lab units, as the threshold
+    assert weak.any() and strong.any()
+    assert np.all(thresholded_chroma[weak] < 0.3)
+    np.testing.assert_allclose(thresholded_chroma[strong], plain_chroma[strong] - 2.0, atol=0.3)
+
+
+def test_an_exported_version_exported_again_with_another_decoding_serves_as_the_run_would(tiny_dataset, tmp_path):
+    first = _train(tiny_dataset, tmp_path, "unet")
+    from_run = export_run(tmp_path / "run_unet", evaluate=False, chroma_threshold=5.0, chroma_gain=1.5)
+    again = export_version_again(first, models_dir=tmp_path / "again", chroma_threshold=5.0, chroma_gain=1.5)
+
+    metadata, original = ModelMetadata.read(again), ModelMetadata.read(first)
+    assert (metadata.chroma_threshold, metadata.chroma_gain, metadata.size) == (5.0, 1.5, original.size)
+    assert (metadata.steps, metadata.train, metadata.metrics) == (original.steps, original.train, None)
+    gray = np.random.default_rng(0).uniform(0.2, 0.8, (1, 64, 64, 1)).astype(np.float32)
+    np.testing.assert_allclose(_serve(again, gray), _serve(from_run, gray), atol=1e-6)
+
+
+def test_the_export_command_exports_a_version_again_beside_it(tiny_dataset, tmp_path):
+    first = _train(tiny_dataset, tmp_path, "unet")
+    result = CliRunner().invoke(app, ["export", str(first), "--chroma-threshold", "3"])
+
+    assert result.exit_code == 0, result.output
+    assert ModelMetadata.read(first.parent / str(int(first.name) + 1)).chroma_threshold == 3.0
+
+
+def test_choosing_the_decoding_scores_each_threshold_gain_and_temperature_against_the_gray_input(tiny_dataset, tmp_path):
     _train(tiny_dataset, tmp_path, "unet", head="classes")
     best, results = choose_decoding([tmp_path / "run_unet"])
 
-    assert best["chroma_gain"] in CHROMA_GAINS and best.get("temperature", TEMPERATURES[0]) in TEMPERATURES
-    assert "gray input" in results and len(results) == 1 + len(CHROMA_GAINS) * len(TEMPERATURES)
+    assert best["chroma_gain"] in CHROMA_GAINS and best["chroma_threshold"] in CHROMA_THRESHOLDS
+    assert best["temperature"] in TEMPERATURES
+    assert GRAY_LABEL in results
+    assert len(results) == 1 + len(CHROMA_THRESHOLDS) * len(CHROMA_GAINS) * len(TEMPERATURES)
 
 
 def test_choosing_the_decoding_over_several_runs_pools_their_validation_images(tiny_dataset, tmp_path):
     _train(tiny_dataset, tmp_path, "unet")
-    _, alone = choose_decoding([tmp_path / "run_unet"])
-    _, twice = choose_decoding([tmp_path / "run_unet", tmp_path / "run_unet"])
+    _, alone = choose_decoding([tmp_path / "run_unet"], gains=[1.0], thresholds=[0.0])
+    _, twice = choose_decoding([tmp_path / "run_unet", tmp_path / "run_unet"], gains=[1.0], thresholds=[0.0])
 
     assert all(twice[label]["images"] == 2 * alone[label]["images"] for label in alone)
-    assert twice["size 200, chroma_gain 1.0"]["ciede2000"] == pytest.approx(alone["size 200, chroma_gain 1.0"]["ciede2000"])
+    label = "size 200, chroma_threshold 0.0, chroma_gain 1.0"
+    assert twice[label]["ciede2000"] == pytest.approx(alone[label]["ciede2000"])
 
 
 def test_choosing_the_decoding_also_scores_the_sizes_photos_are_seen_at(tiny_dataset, tmp_path):
     _train(tiny_dataset, tmp_path, "unet")
-    best, results = choose_decoding([tmp_path / "run_unet"], sizes=[64, 128], gains=[1.0])
+    best, results = choose_decoding([tmp_path / "run_unet"], sizes=[64, 128], gains=[1.0], thresholds=[0.0])
 
-    assert set(results) == {GRAY_LABEL, "size 64, chroma_gain 1.0", "size 128, chroma_gain 1.0"}
+    small, large = (f"size {size}, chroma_threshold 0.0, chroma_gain 1.0" for size in (64, 128))
+    assert set(results) == {GRAY_LABEL, small, large}
     assert best["size"] in (64, 128) and best["chroma_gain"] == 1.0
-    assert results["size 64, chroma_gain 1.0"]["ciede2000"] != results["size 128, chroma_gain 1.0"]["ciede2000"]
+    assert results[small]["ciede2000"] != results[large]["ciede2000"]
 
 
 def test_the_chosen_size_is_exported_as_the_native_size_and_served_at(tiny_dataset, tmp_path):
