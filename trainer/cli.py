@@ -110,12 +110,12 @@ def export_command(
     from colorizer_core.contract import METADATA_FILE
     from colorizer_trainer import runs
 
-    decoding = {"size": size, "temperature": temperature, "chroma_gain": chroma_gain, "chroma_threshold": chroma_threshold}
+    choices = {"size": size, "temperature": temperature, "chroma_gain": chroma_gain, "chroma_threshold": chroma_threshold}
     try:
         if (source / METADATA_FILE).is_file():
-            runs.export_version_again(source, models_dir=models_dir, **decoding)
+            runs.export_version_again(source, models_dir=models_dir, **choices)
         else:
-            runs.export_run(source, models_dir=models_dir, evaluate=evaluate, **decoding)
+            runs.export_run(source, models_dir=models_dir, evaluate=evaluate, **choices)
     except (FileNotFoundError, ValueError) as error:
         raise _fail(error) from None
 
@@ -139,8 +139,9 @@ def choose_decoding_command(
     from colorizer_trainer import runs
 
     try:
-        grid = {name: values for name, values in (("gains", gains), ("thresholds", thresholds)) if values}
-        best, results = runs.choose_decoding(run_dirs, sizes=sizes, **grid)
+        best, results = runs.choose_decoding(
+            run_dirs, sizes=sizes, gains=gains or runs.CHROMA_GAINS, thresholds=thresholds or runs.CHROMA_THRESHOLDS
+        )
     except (FileNotFoundError, ValueError) as error:
         raise _fail(error) from None
     from colorizer_trainer.evaluate import format_table

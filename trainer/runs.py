@@ -18,7 +18,7 @@ from colorizer_trainer.dataset.build import dataset_fingerprint
 from colorizer_trainer.evaluate import Scored, Tally, gray_as_rgb, in_memory_colorizer, score
 from colorizer_trainer.evaluate import evaluate as evaluate_model
 from colorizer_trainer.export import export_model, restore_weights
-from colorizer_trainer.gans import architecture_for
+from colorizer_trainer.gans import Architecture, architecture_for
 from colorizer_trainer.train import VALIDATION_PHOTO_CROPS, GANTrainer, TrainResult, configure_runtime, prepare_run
 
 PATH_OPTIONS = ("data", "run_dir", "models_dir")
@@ -49,9 +49,7 @@ def export_run(
     trainer = _restored(run_dir)
     if models_dir is not None:
         trainer.config.models_dir = models_dir
-    if size is not None:
-        trainer.architecture.set_native_size(size)
-    trainer.architecture.set_decoding(**{name: value for name, value in decoding.items() if value is not None})
+    _choose(trainer.architecture, size, decoding)
     return _export(trainer, trainer.result(), evaluate=evaluate)
 
 
@@ -65,9 +63,8 @@ def export_version_again(
     if metadata.train is None:
         raise ValueError(f"{version_dir / METADATA_FILE} records no training options to rebuild its network from.")
     architecture = architecture_for(TrainConfig.from_json(metadata.train))
-    architecture.set_native_size(size or metadata.size)
-    recorded = metadata.model_dump(include=set(architecture.decoding()), exclude_none=True)
-    architecture.set_decoding(**recorded | {name: value for name, value in decoding.items() if value is not None})
+    _choose(architecture, metadata.size, metadata.model_dump(include=set(architecture.decoding())))  # as exported, then
+    _choose(architecture, size, decoding)
     generator = architecture.build_generator()
     restore_weights(version_dir, generator, architecture)
     carried = metadata.model_dump(include={"dataset_fingerprint", "epochs", "steps", "cpu_minutes", "train"}, exclude_none=True)
@@ -75,6 +72,13 @@ def export_version_again(
     version = export_model(generator, architecture, models_root, metadata=carried | architecture.decoding())
     tqdm.write(f"exported {version}")
     return version
+
+
+def _choose(architecture: Architecture, size: int | None, decoding: dict[str, float | None]) -> None:
+    """Set the size and decoding choices that are not ``None``; the others stay as they are."""
+    if size is not None:
+        architecture.set_native_size(size)
+    architecture.set_decoding(**{name: value for name, value in decoding.items() if value is not None})
 
 
 TEMPERATURES = (0.2, 0.38, 0.7, 1.0)

@@ -57,6 +57,11 @@ def _serve(version_dir: Path, gray: np.ndarray, hints: np.ndarray | None = None)
     return signature(**inputs)[contract.OUTPUT_KEY].numpy()
 
 
+def _served_ab(version_dir: Path, gray: np.ndarray) -> np.ndarray:
+    """The (a, b) chroma, in Lab units, of what ``version_dir`` serves for ``gray``."""
+    return color.rgb_to_lab(_serve(version_dir, gray))[..., 1:].numpy()
+
+
 @pytest.mark.parametrize("arch, inputs", [("unet", {contract.INPUT_KEY, contract.HINTS_KEY}), ("seed", {contract.INPUT_KEY})])
 def test_training_exports_a_savedmodel_with_the_contracts_signature(arch, inputs, tiny_dataset, tmp_path):
     version_dir = _train(tiny_dataset, tmp_path, arch)
@@ -192,7 +197,7 @@ def test_the_chroma_gain_is_exported_and_scales_the_colour(tiny_dataset, tmp_pat
     assert ModelMetadata.read(bold).chroma_gain == 2.0
 
     gray = np.random.default_rng(0).uniform(0.2, 0.8, (1, 64, 64, 1)).astype(np.float32)
-    plain_ab, bold_ab = (color.rgb_to_lab(_serve(version, gray))[..., 1:].numpy() for version in (plain, bold))
+    plain_ab, bold_ab = _served_ab(plain, gray), _served_ab(bold, gray)
     assert np.abs(plain_ab).max() > 0.5  # some colour to scale
     doubled = np.isclose(bold_ab, 2.0 * plain_ab, atol=2.0)  # in Lab units
     assert doubled.mean() > 0.95  # the rest left sRGB's gamut and was clipped
@@ -205,7 +210,7 @@ def test_the_chroma_threshold_is_exported_and_takes_the_weakest_colour_away(tiny
     assert ModelMetadata.read(thresholded).chroma_threshold == 2.0
 
     gray = np.random.default_rng(0).uniform(0.2, 0.8, (1, 64, 64, 1)).astype(np.float32)
-    plain_ab, thresholded_ab = (color.rgb_to_lab(_serve(version, gray))[..., 1:].numpy() for version in (plain, thresholded))
+    plain_ab, thresholded_ab = _served_ab(plain, gray), _served_ab(thresholded, gray)
     plain_chroma, thresholded_chroma = np.linalg.norm(plain_ab, axis=-1), np.linalg.norm(thresholded_ab, axis=-1)
     weak, strong = plain_chroma < 1.5, plain_chroma > 3.0  # in Lab units, as the threshold
     assert weak.any() and strong.any()
