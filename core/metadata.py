@@ -55,6 +55,16 @@ class ValidationMetrics(BaseModel):
     palette_js: float = Field(description="Jensen-Shannon divergence (bits) of predicted and true Lab (a, b) histograms.")
 
 
+class PhotoGainChoice(BaseModel):
+    """A chroma gain picked for each photo from its scene (trainer/photo_gain.py), its weights in the SavedModel."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    gains: list[float] = Field(description="The gains a photo may get; one replaces chroma_gain.")
+    lean: float = Field(description="ΔE2000 a photo may give up per unit of gain, a choice made on validation.")
+    fitted_on: list[str] = Field(description="The training runs (folder names) whose held-out photos it was fitted on.")
+
+
 class ModelMetadata(BaseModel):
     """One version's ``colorizer.json``: how to serve the model, then where it came from."""
 
@@ -81,6 +91,7 @@ class ModelMetadata(BaseModel):
         None, description="Decoding choice made on validation: each pixel's chroma lowered by this (Lab units) before the gain."
     )
     temperature: float | None = Field(None, description="Decoding choice of a classes head: annealed-mean temperature.")
+    photo_gain: PhotoGainChoice | None = Field(None, description="Decoding choice made on validation: a gain per photo.")
     train: dict[str, JsonValue] | None = Field(
         None, description="The training options (TrainConfig), paths cut to their folder names."
     )

@@ -104,14 +104,19 @@ def export_command(
         typer.Option(help="Ours: lower each pixel's chroma by this many Lab units before the gain (choose it on validation)."),
     ] = None,
     size: Annotated[Optional[int], typer.Option(help="Ours: the side photos are seen at, the model's native size (choose it on validation).")] = None,
+    photo_gain: Annotated[
+        Optional[Path], typer.Option(help="Ours: pick each photo's chroma gain as this file of `fit-photo-gain` says (and its threshold).")
+    ] = None,
 ) -> None:
     """Export the newest checkpoint of a run, or an exported version's weights, as the next model version."""
     quiet_tensorflow()
     from colorizer_core.contract import METADATA_FILE
     from colorizer_trainer import runs
+    from colorizer_trainer.photo_gain import PhotoGainFit
 
     choices = {"size": size, "temperature": temperature, "chroma_gain": chroma_gain, "chroma_threshold": chroma_threshold}
     try:
+        choices["photo_gain"] = None if photo_gain is None else PhotoGainFit.read(photo_gain)
         if (source / METADATA_FILE).is_file():
             runs.export_version_again(source, models_dir=models_dir, **choices)
         else:
@@ -148,6 +153,33 @@ def choose_decoding_command(
 
     typer.echo(format_table(results))
     typer.echo("chosen: " + " ".join(f"--{name.replace('_', '-')} {value}" for name, value in best.items()))
+
+
+@app.command("fit-photo-gain")
+def fit_photo_gain_command(
+    run_dirs: Annotated[
+        list[Path], typer.Argument(help="Training runs of our architecture with the COCO backbone, one per fold of `dataset folds`.")
+    ],
+    out: Annotated[Path, typer.Option(help="The JSON file to write, for `export --photo-gain`.")],
+    chroma_threshold: Annotated[float, typer.Option(help="The chroma threshold (Lab units) the gains apply after.")] = 0.0,
+    gains: Annotated[Optional[list[float]], typer.Option(help="Gains a photo may get (repeatable); default: 0 to 1.75.")] = None,
+    leans: Annotated[
+        Optional[list[float]], typer.Option(help="Leans towards colour to score (repeatable): ΔE2000 a photo may give up per unit of gain.")
+    ] = None,
+) -> None:
+    """Fit a chroma gain per photo, from the COCO backbone's view of it, on the runs' validation photos; print each lean's metrics and the choice."""
+    quiet_tensorflow()
+    from colorizer_trainer import photo_gain, runs
+    from colorizer_trainer.evaluate import format_table
+
+    try:
+        fit, results = runs.fit_photo_gain(
+            run_dirs, chroma_threshold=chroma_threshold, gains=gains or photo_gain.GAINS, leans=leans or photo_gain.LEANS
+        )
+    except (FileNotFoundError, ValueError) as error:
+        raise _fail(error) from None
+    typer.echo(format_table(results))
+    typer.echo(f"chosen: lean {fit.lean}; written to {fit.write(out)}")
 
 
 @app.command("hints-curve")

@@ -67,9 +67,10 @@ def gray_to_lightness(gray: tf.Tensor) -> tf.Tensor:
     return 116 * _f(_srgb_to_linear(gray)) - 16
 
 
-def decode_chroma(chroma: tf.Tensor, *, gain: float, threshold: float) -> tf.Tensor:
-    """Chroma ``(..., 2)`` in [-1, 1] as exported: each pixel's saturation lowered by ``threshold``
-    (Lab units; never below gray, hue kept), then times ``gain``.
+def decode_chroma(chroma: tf.Tensor, *, gain: float | tf.Tensor, threshold: float) -> tf.Tensor:
+    """Chroma ``(B, H, W, 2)`` in [-1, 1] as exported: each pixel's saturation lowered by ``threshold``
+    (Lab units; never below gray, hue kept), then times ``gain``: one for all, or a tensor ``(B,)``
+    of one per photo.
 
     The threshold takes away the weak colour a regression head predicts where it is unsure (the
     median of colours it cannot tell apart), so a gain can strengthen the rest without it.
@@ -77,7 +78,11 @@ def decode_chroma(chroma: tf.Tensor, *, gain: float, threshold: float) -> tf.Ten
     if threshold:
         saturation = tf.norm(chroma, axis=-1, keepdims=True)
         chroma *= tf.math.divide_no_nan(tf.nn.relu(saturation - threshold / AB_SCALE), saturation)
-    return chroma if gain == 1.0 else tf.clip_by_value(gain * chroma, -1.0, 1.0)
+    if tf.is_tensor(gain):
+        gain = tf.reshape(tf.cast(gain, chroma.dtype), [-1, 1, 1, 1])
+    elif gain == 1.0:
+        return chroma
+    return tf.clip_by_value(gain * chroma, -1.0, 1.0)
 
 
 def lab_from_gray_and_ab(gray: tf.Tensor, ab_scaled: tf.Tensor) -> tf.Tensor:

@@ -110,6 +110,17 @@ def _at_most_per_photo(paths: list[Path], groups: PhotoGroups, per_photo: int) -
     return kept
 
 
+def image_scores(predicted: np.ndarray, true: np.ndarray) -> dict[str, float]:
+    """One prediction's metrics against its truth (both ``(H, W, 3)`` uint8 RGB)."""
+    return {
+        "psnr": image_quality.psnr(predicted, true),
+        "ssim": image_quality.ssim(predicted, true),
+        "ciede2000": image_quality.ciede2000(predicted, true),
+        "colorfulness": image_quality.colorfulness(predicted),
+        "truth_colorfulness": image_quality.colorfulness(true),
+    }
+
+
 @dataclass
 class Tally:
     """Running sums of the per-image metrics and the two palettes, for one colorizer; and each
@@ -124,21 +135,18 @@ class Tally:
 
     def add(self, prediction: Image.Image, truth: Image.Image, collection: str | None = None) -> None:
         predicted, true = np.asarray(prediction.convert("RGB")), np.asarray(truth.convert("RGB"))
-        scores = {
-            "psnr": image_quality.psnr(predicted, true),
-            "ssim": image_quality.ssim(predicted, true),
-            "ciede2000": image_quality.ciede2000(predicted, true),
-            "colorfulness": image_quality.colorfulness(predicted),
-            "truth_colorfulness": image_quality.colorfulness(true),
-        }
+        self.add_scores(image_scores(predicted, true), collection)
+        self.predicted_palette.add(predicted)
+        self.true_palette.add(true)
+
+    def add_scores(self, scores: Mapping[str, float], collection: str | None = None) -> None:
+        """Count one image by its ``image_scores`` alone (its palette left out)."""
         for name, value in scores.items():
             self.sums[name] += value
         if collection is None:
             self.delta_e_unplaced.append(scores["ciede2000"])
         else:
             self.delta_e_by_collection[collection].append(scores["ciede2000"])
-        self.predicted_palette.add(predicted)
-        self.true_palette.add(true)
         self.images += 1
 
     def __iadd__(self, other: Tally) -> Tally:
@@ -166,7 +174,9 @@ class Tally:
                 means["colorfulness"] / truth_colorfulness if truth_colorfulness > 0 else math.nan
             ),
             "ciede2000_by_collection": float(np.mean(self.collection_delta_e())),
-            "palette_js": self.predicted_palette.js_divergence(self.true_palette),
+            "palette_js": (
+                self.predicted_palette.js_divergence(self.true_palette) if self.true_palette.total else math.nan
+            ),
         }
 
     def collection_means(self) -> dict[str, float]:

@@ -23,6 +23,7 @@ import tensorflow as tf
 from colorizer_core import contract
 from colorizer_core.metadata import ModelMetadata, ValidationMetrics
 from colorizer_trainer.gans import Architecture
+from colorizer_trainer.photo_gain import with_scene_summary
 
 STAGING_PREFIX = ".export-"
 STALE_STAGING_S = 24 * 3600  # another machine's staging folder untouched this long is abandoned
@@ -35,6 +36,9 @@ class ServingModule(tf.Module):
         super().__init__()
         self.generator = generator
         self._architecture = architecture
+        self.photo_gain = architecture.photo_gain  # its weights travel in the SavedModel
+        if self.photo_gain is not None:
+            self.generator_and_scene = with_scene_summary(generator)  # the same layers, one more output
         side = None if architecture.accepts_other_sizes else architecture.native_size
         specs = [tf.TensorSpec([None, side, side, 1], tf.float32, name=contract.INPUT_KEY)]
         if architecture.takes_hints:
@@ -44,12 +48,16 @@ class ServingModule(tf.Module):
         self.serve = tf.function(serve, input_signature=specs, autograph=False)
 
     def _serve(self, gray: tf.Tensor) -> dict[str, tf.Tensor]:
-        output = self.generator(gray, training=False)
-        return {contract.OUTPUT_KEY: self._architecture.to_rgb(gray, output)}
+        return {contract.OUTPUT_KEY: self._colorize(gray, gray)}
 
     def _serve_with_hints(self, gray: tf.Tensor, hints: tf.Tensor) -> dict[str, tf.Tensor]:
-        output = self.generator([gray, hints], training=False)
-        return {contract.OUTPUT_KEY: self._architecture.to_rgb(gray, output)}
+        return {contract.OUTPUT_KEY: self._colorize(gray, [gray, hints])}
+
+    def _colorize(self, gray: tf.Tensor, inputs) -> tf.Tensor:
+        if self.photo_gain is None:
+            return self._architecture.to_rgb(gray, self.generator(inputs, training=False))
+        output, scene_summary = self.generator_and_scene(inputs, training=False)
+        return self._architecture.to_rgb(gray, output, photo_gains=self.photo_gain(scene_summary))
 
 
 def float32_copy(generator: keras.Model, architecture: Architecture) -> keras.Model:
@@ -65,8 +73,12 @@ def float32_copy(generator: keras.Model, architecture: Architecture) -> keras.Mo
 
 
 def restore_weights(version_dir: Path, generator: keras.Model, architecture: Architecture) -> None:
-    """Load the weights of the exported version in ``version_dir`` into ``generator``, built as its architecture."""
-    checkpoint = tf.train.Checkpoint(ServingModule(generator, architecture))
+    """Load the weights of the exported version in ``version_dir`` into ``generator``, built as its
+    architecture (and into its ``photo_gain``, made to restore into where the version has one)."""
+    parts = {"generator": generator}
+    if architecture.photo_gain is not None:
+        parts["photo_gain"] = architecture.photo_gain
+    checkpoint = tf.train.Checkpoint(**parts)  # named as ServingModule's attributes
     variables = version_dir / contract.VARIABLES_INDEX_FILE.removesuffix(".index")
     checkpoint.read(str(variables)).expect_partial().assert_existing_objects_matched()
 

@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from colorizer_trainer import color, losses, networks
 from colorizer_trainer.config import ARCHITECTURE_DEFAULTS, Arch, ChromaLoss, TrainConfig
+from colorizer_trainer.photo_gain import PhotoGain
 
 DEFAULT_TEMPERATURE = 0.38  # Zhang et al. 2016's annealed mean; chosen again on validation at export
 CLASS_HEAD_STRIDE = 4  # the classes head predicts at 1/4 resolution
@@ -30,6 +31,7 @@ class Architecture(ABC):
     augment_flips: bool
     train_crop: int | None  # train on random square crops of this side (None: whole images)
     takes_hints: bool = False  # the generator's second input: colour hints (core/contract.py)
+    photo_gain: PhotoGain | None = None  # picks a chroma gain per photo in the export (trainer/photo_gain.py)
 
     @property
     def default_lr(self) -> float:
@@ -93,8 +95,9 @@ class Architecture(ABC):
         )
 
     @abstractmethod
-    def to_rgb(self, gray: tf.Tensor, output: tf.Tensor) -> tf.Tensor:
-        """The generator's output as RGB ``(B, H, W, 3)`` in [0, 1]."""
+    def to_rgb(self, gray: tf.Tensor, output: tf.Tensor, photo_gains: tf.Tensor | None = None) -> tf.Tensor:
+        """The generator's output as RGB ``(B, H, W, 3)`` in [0, 1]; ``photo_gains`` ``(B,)``, where
+        ``photo_gain`` picked them, replace the chroma gain."""
 
 
 class SeedArchitecture(Architecture):
@@ -127,7 +130,7 @@ class SeedArchitecture(Architecture):
     def generator_loss(self, fake, real, fake_score, *, global_batch_size):
         return losses.seed_generator_loss(fake, real, fake_score, global_batch_size=global_batch_size)
 
-    def to_rgb(self, gray, output):
+    def to_rgb(self, gray, output, photo_gains=None):
         return tf.clip_by_value(tf.cast(output, tf.float32), 0.0, 1.0)
 
 
@@ -178,14 +181,15 @@ class UNetArchitecture(Architecture):
     def target(self, rgb):
         return color.rgb_to_lab(rgb)[..., 1:] / color.AB_SCALE  # (B, H, W, 2) in [-1, 1]
 
-    def chroma(self, output: tf.Tensor) -> tf.Tensor:
+    def chroma(self, output: tf.Tensor, photo_gains: tf.Tensor | None = None) -> tf.Tensor:
         """The generator's output as chroma ``(B, H, W, 2)`` in [-1, 1], decoded (``color.decode_chroma``)."""
         if self.bins is None:
             chroma = tf.cast(output, tf.float32)
         else:
             chroma = color.annealed_mean(output, self.bins, self.temperature)
             chroma = networks.Upsample(CLASS_HEAD_STRIDE, dtype="float32")(chroma)
-        return color.decode_chroma(chroma, gain=self.chroma_gain, threshold=self.chroma_threshold)
+        gain = self.chroma_gain if photo_gains is None else photo_gains
+        return color.decode_chroma(chroma, gain=gain, threshold=self.chroma_threshold)
 
     def decoding(self) -> dict[str, float]:
         """The decoding choices an export records: the gain and threshold, and the temperature of a classes head."""
@@ -206,8 +210,8 @@ class UNetArchitecture(Architecture):
             parts = losses.with_adversarial(parts, fake_score, global_batch_size=global_batch_size, weight=self.adversarial_weight)
         return parts
 
-    def to_rgb(self, gray, output):
-        return color.lab_to_rgb(color.lab_from_gray_and_ab(gray, self.chroma(output)))
+    def to_rgb(self, gray, output, photo_gains=None):
+        return color.lab_to_rgb(color.lab_from_gray_and_ab(gray, self.chroma(output, photo_gains)))
 
 
 ARCH_NAMES = get_args(Arch)

@@ -5,20 +5,36 @@ from __future__ import annotations
 import itertools
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
+import numpy as np
+import tensorflow as tf
 from tqdm import tqdm
 
+from colorizer_core import contract
 from colorizer_core.contract import METADATA_FILE
+from colorizer_core.imaging import apply_chroma, model_input
 from colorizer_core.metadata import ModelMetadata
-from colorizer_trainer import data
+from colorizer_trainer import data, photo_gain
 from colorizer_trainer.config import TrainConfig
 from colorizer_trainer.dataset.build import dataset_fingerprint
-from colorizer_trainer.evaluate import Scored, Tally, gray_as_rgb, in_memory_colorizer, score
+from colorizer_trainer.evaluate import (
+    BATCH_SIZE,
+    Scored,
+    Tally,
+    find_pairs,
+    gray_as_rgb,
+    image_scores,
+    in_memory_colorizer,
+    load_pair,
+    score,
+)
 from colorizer_trainer.evaluate import evaluate as evaluate_model
 from colorizer_trainer.export import export_model, restore_weights
 from colorizer_trainer.gans import Architecture, architecture_for
+from colorizer_trainer.photo_gain import PhotoGain, PhotoGainFit
 from colorizer_trainer.train import VALIDATION_PHOTO_CROPS, GANTrainer, TrainResult, configure_runtime, prepare_run
 
 PATH_OPTIONS = ("data", "run_dir", "models_dir")
@@ -42,43 +58,71 @@ def export_run(
     models_dir: Path | None = None,
     evaluate: bool = True,
     size: int | None = None,
+    photo_gain: PhotoGainFit | None = None,
     **decoding: float | None,
 ) -> Path:
     """Export the newest checkpoint of ``run_dir``, with the ``size`` it sees photos at and the
-    ``decoding`` choices (``temperature``, ``chroma_gain``, ``chroma_threshold``) made on validation; ``None`` keeps the architecture's."""
+    ``decoding`` choices (``temperature``, ``chroma_gain``, ``chroma_threshold``) made on validation; ``None`` keeps the architecture's.
+    A ``photo_gain`` (``fit_photo_gain``) picks each photo's gain, under the threshold it was fitted with."""
     trainer = _restored(run_dir)
     if models_dir is not None:
         trainer.config.models_dir = models_dir
-    _choose(trainer.architecture, size, decoding)
+    _choose(trainer.architecture, size, decoding, photo_gain)
     return _export(trainer, trainer.result(), evaluate=evaluate)
 
 
 def export_version_again(
-    version_dir: Path, *, models_dir: Path | None = None, size: int | None = None, **decoding: float | None
+    version_dir: Path,
+    *,
+    models_dir: Path | None = None,
+    size: int | None = None,
+    photo_gain: PhotoGainFit | None = None,
+    **decoding: float | None,
 ) -> Path:
     """Export the weights of an exported version again (by default as the next version beside it),
-    with another ``size`` or ``decoding`` (see ``export_run``): a choice made on validation after the
-    training run is gone. Its validation metrics are not carried over (they were the old decoding's)."""
+    with another ``size``, ``decoding`` or ``photo_gain`` (see ``export_run``): a choice made on
+    validation after the training run is gone. Its validation metrics are not carried over (they
+    were the old decoding's)."""
     metadata = ModelMetadata.read(version_dir)
     if metadata.train is None:
         raise ValueError(f"{version_dir / METADATA_FILE} records no training options to rebuild its network from.")
     architecture = architecture_for(TrainConfig.from_json(metadata.train))
-    _choose(architecture, metadata.size, metadata.model_dump(include=set(architecture.decoding())))  # as exported, then
-    _choose(architecture, size, decoding)
+    _choose(architecture, metadata.size, metadata.model_dump(include=set(architecture.decoding())))  # as exported
     generator = architecture.build_generator()
+    if metadata.photo_gain is not None:
+        architecture.photo_gain = PhotoGain.to_restore(metadata.photo_gain, generator)
     restore_weights(version_dir, generator, architecture)
+    _choose(architecture, size, decoding, photo_gain)  # then as asked
     carried = metadata.model_dump(include={"dataset_fingerprint", "epochs", "steps", "cpu_minutes", "train"}, exclude_none=True)
     models_root = version_dir.parent if models_dir is None else models_dir
-    version = export_model(generator, architecture, models_root, metadata=carried | architecture.decoding())
+    version = export_model(generator, architecture, models_root, metadata=carried | _decoding_record(architecture))
     tqdm.write(f"exported {version}")
     return version
 
 
-def _choose(architecture: Architecture, size: int | None, decoding: dict[str, float | None]) -> None:
+def _choose(
+    architecture: Architecture, size: int | None, decoding: dict[str, float | None], photo_gain: PhotoGainFit | None = None
+) -> None:
     """Set the size and decoding choices that are not ``None``; the others stay as they are."""
     if size is not None:
         architecture.set_native_size(size)
+    if photo_gain is not None:
+        threshold = decoding.get("chroma_threshold")
+        if threshold is not None and threshold != photo_gain.chroma_threshold:
+            raise ValueError(
+                f"The gain per photo was fitted under chroma threshold {photo_gain.chroma_threshold}. Received: chroma_threshold={threshold}"
+            )
+        decoding = decoding | {"chroma_threshold": photo_gain.chroma_threshold}
     architecture.set_decoding(**{name: value for name, value in decoding.items() if value is not None})
+    if photo_gain is not None:
+        architecture.photo_gain = PhotoGain.from_fit(photo_gain)
+
+
+def _decoding_record(architecture: Architecture) -> dict:
+    """The decoding choices as ``colorizer.json`` records them."""
+    if architecture.photo_gain is None:
+        return architecture.decoding()
+    return architecture.decoding() | {"photo_gain": architecture.photo_gain.choice}
 
 
 TEMPERATURES = (0.2, 0.38, 0.7, 1.0)
@@ -151,6 +195,90 @@ def _decodings_scored(
         yield label, choice, scored(in_memory_colorizer(trainer.gan.predict_rgb, size), label=label)
 
 
+PHOTO_GAIN_LABEL = "gain per photo, lean {}"
+
+
+def fit_photo_gain(
+    run_dirs: Sequence[Path],
+    *,
+    chroma_threshold: float,
+    gains: Sequence[float] = photo_gain.GAINS,
+    leans: Sequence[float] = photo_gain.LEANS,
+    strength: float = photo_gain.RIDGE_STRENGTH,
+) -> tuple[PhotoGainFit, dict[str, dict]]:
+    """Fit the choice of a gain per photo (trainer/photo_gain.py) on the validation photos of runs
+    trained on folds of the collections, and pick its lean.
+
+    Each run's photos are scored at every gain, under ``chroma_threshold``. Each lean is judged
+    cross-fitted, each run's photos getting their gains from a fit on the other runs' photos, and
+    picked by ``pick_decoding``'s rule; the fit returned is on every run's photos. Returns it, and
+    the metrics of the gray input, of each gain for every photo and of each lean.
+    """
+    if len(run_dirs) < 2:
+        raise ValueError("A gain per photo is fitted on two or more runs trained on folds (`dataset folds`), each judged by a fit on the others.")
+    held_out = [_held_out_scores(run_dir, chroma_threshold, gains) for run_dir in run_dirs]
+    summaries = np.concatenate([run.summaries for run in held_out])
+    scores = [photo for run in held_out for photo in run.scores]  # per photo, per gain
+    collections = [collection for run in held_out for collection in run.collections]
+    runs = np.concatenate([np.full(len(run.scores), index) for index, run in enumerate(held_out)])
+    delta_e = np.array([[at_gain["ciede2000"] for at_gain in photo] for photo in scores])
+
+    options = {GRAY_LABEL: [gray for run in held_out for gray in run.gray_scores]}
+    options |= {f"gain {gain}": [photo[index] for photo in scores] for index, gain in enumerate(gains)}
+    choices = photo_gain.cross_fitted_choices(summaries, delta_e, runs, gains=gains, leans=leans, strength=strength)
+    for lean, chosen in choices.items():
+        options[PHOTO_GAIN_LABEL.format(lean)] = [photo[index] for photo, index in zip(scores, chosen, strict=True)]
+    results = {label: _summary(photo_scores, collections) for label, photo_scores in options.items()}
+
+    lean_labels = [PHOTO_GAIN_LABEL.format(lean) for lean in leans]
+    lean = leans[lean_labels.index(pick_decoding(results, lean_labels))]
+    fit = photo_gain.fit_ridge(summaries, delta_e, gains=gains, chroma_threshold=chroma_threshold, strength=strength)
+    return replace(fit, lean=lean, fitted_on=tuple(run_dir.name for run_dir in run_dirs)), results
+
+
+@dataclass
+class _HeldOut:
+    """A run's validation photos: each one's scene summary, scores at each gain and as gray, and collection."""
+
+    summaries: np.ndarray
+    scores: list[list[dict[str, float]]]
+    gray_scores: list[dict[str, float]]
+    collections: list[str | None]
+
+
+def _held_out_scores(run_dir: Path, chroma_threshold: float, gains: Sequence[float]) -> _HeldOut:
+    trainer = _restored(run_dir)
+    architecture, data_dir = trainer.architecture, trainer.config.data
+    holdout = data.holdout_split(data_dir)
+    if holdout is None:
+        raise ValueError(f"{run_dir} trains on {data_dir}, which holds no validation split to fit on.")
+    generator_and_scene = photo_gain.with_scene_summary(trainer.gan.serving_generator)
+    pairs = find_pairs(data_dir, split=holdout, per_photo=VALIDATION_PHOTO_CROPS)
+    summaries, scores, gray_scores = [], [], []
+    for start in tqdm(range(0, len(pairs), BATCH_SIZE), desc=f"score {run_dir.name} at {len(gains)} gains", unit="batch"):
+        loaded = [load_pair(pair) for pair in pairs[start : start + BATCH_SIZE]]
+        gray = tf.constant(np.stack([model_input(photo, architecture.native_size) for photo, _ in loaded]))
+        hints = tf.zeros([*gray.shape[:3], contract.HINT_CHANNELS])
+        output, summary = generator_and_scene(trainer.gan.generator_inputs(gray, hints), training=False)
+        summaries.append(summary.numpy())
+        at_gains = []
+        for gain in gains:
+            architecture.set_decoding(chroma_gain=gain, chroma_threshold=chroma_threshold)
+            at_gains.append(architecture.to_rgb(gray, output).numpy())
+        for index, (photo, truth) in enumerate(loaded):
+            true = np.asarray(truth)
+            scores.append([image_scores(np.asarray(apply_chroma(photo, rgb[index]).convert("RGB")), true) for rgb in at_gains])
+            gray_scores.append(image_scores(np.asarray(photo.convert("RGB")), true))
+    return _HeldOut(np.concatenate(summaries), scores, gray_scores, [pair.collection for pair in pairs])
+
+
+def _summary(scores: Sequence[dict[str, float]], collections: Sequence[str | None]) -> dict[str, float]:
+    tally = Tally()
+    for photo, collection in zip(scores, collections, strict=True):
+        tally.add_scores(photo, collection)
+    return tally.summary()
+
+
 def _restored(run_dir: Path) -> GANTrainer:
     config_path = run_dir / "config.json"
     if not config_path.is_file():
@@ -168,7 +296,7 @@ def _export(trainer: GANTrainer, result: TrainResult, *, evaluate: bool) -> Path
     holdout = data.holdout_split(config.data)
     if evaluate and holdout is not None:
         evaluator = partial(evaluate_model, data_dir=config.data, split=holdout, per_photo=VALIDATION_PHOTO_CROPS)
-    decoding = trainer.architecture.decoding()
+    decoding = _decoding_record(trainer.architecture)
 
     version_dir = export_model(
         trainer.gan.serving_generator,

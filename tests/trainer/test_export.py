@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from pydantic import ValidationError
+from served import serve, served_ab
 from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import saved_model_pb2
 from typer.testing import CliRunner
 
 from colorizer_core import contract
 from colorizer_core.metadata import FORMAT_VERSION, ModelMetadata
-from colorizer_trainer import color
 from colorizer_trainer.cli import app
 from colorizer_trainer.config import TrainConfig
 from colorizer_trainer.dataset.build import dataset_fingerprint
@@ -49,19 +49,6 @@ def _train(dataset: Path, tmp_path: Path, arch: str, **overrides) -> Path:
     return train_and_export(config)
 
 
-def _serve(version_dir: Path, gray: np.ndarray, hints: np.ndarray | None = None) -> np.ndarray:
-    signature = tf.saved_model.load(str(version_dir)).signatures[contract.SIGNATURE]
-    inputs = {contract.INPUT_KEY: tf.constant(gray)}
-    if contract.HINTS_KEY in signature.structured_input_signature[1]:
-        inputs[contract.HINTS_KEY] = tf.constant(np.zeros((*gray.shape[:3], 4), np.float32) if hints is None else hints)
-    return signature(**inputs)[contract.OUTPUT_KEY].numpy()
-
-
-def _served_ab(version_dir: Path, gray: np.ndarray) -> np.ndarray:
-    """The (a, b) chroma, in Lab units, of what ``version_dir`` serves for ``gray``."""
-    return color.rgb_to_lab(_serve(version_dir, gray))[..., 1:].numpy()
-
-
 @pytest.mark.parametrize("arch, inputs", [("unet", {contract.INPUT_KEY, contract.HINTS_KEY}), ("seed", {contract.INPUT_KEY})])
 def test_training_exports_a_savedmodel_with_the_contracts_signature(arch, inputs, tiny_dataset, tmp_path):
     version_dir = _train(tiny_dataset, tmp_path, arch)
@@ -71,7 +58,7 @@ def test_training_exports_a_savedmodel_with_the_contracts_signature(arch, inputs
     assert set(signature.structured_input_signature[1]) == inputs
     assert ModelMetadata.read(version_dir).hints == (arch == "unet")
     assert list(signature.structured_outputs) == [contract.OUTPUT_KEY]
-    rgb = _serve(version_dir, np.random.default_rng(0).random((2, 200, 200, 1), np.float32))
+    rgb = serve(version_dir, np.random.default_rng(0).random((2, 200, 200, 1), np.float32))
     assert rgb.shape == (2, 200, 200, 3) and rgb.dtype == np.float32
     assert 0.0 <= rgb.min() and rgb.max() <= 1.0
 
@@ -104,14 +91,14 @@ def test_hints_change_the_exported_models_colour_and_the_temperature_is_exported
     gray = np.full((1, 64, 64, 1), 0.5, np.float32)
     hints = np.zeros((1, 64, 64, 4), np.float32)
     hints[:, 20:44, 20:44] = (0.0, 0.2, 1.0, 1.0)  # a blue square
-    assert not np.allclose(_serve(bold, gray, hints), _serve(bold, gray))
+    assert not np.allclose(serve(bold, gray, hints), serve(bold, gray))
 
 
 @pytest.mark.parametrize("scene_encoder", [False, True])
 def test_our_exported_model_accepts_other_sizes_that_divide_by_8(scene_encoder, tiny_dataset, tmp_path):
     version_dir = _train(tiny_dataset, tmp_path, "unet", scene_encoder=scene_encoder)
-    assert _serve(version_dir, np.zeros((1, 64, 96, 1), np.float32)).shape == (1, 64, 96, 3)
-    assert _serve(version_dir, np.zeros((2, 200, 200, 1), np.float32)).shape == (2, 200, 200, 3)
+    assert serve(version_dir, np.zeros((1, 64, 96, 1), np.float32)).shape == (1, 64, 96, 3)
+    assert serve(version_dir, np.zeros((2, 200, 200, 1), np.float32)).shape == (2, 200, 200, 3)
 
 
 def test_each_export_is_the_next_version_and_leaves_no_temporary_folder(tiny_dataset, tmp_path):
@@ -153,7 +140,7 @@ def test_a_model_trained_in_mixed_precision_exports_in_float32(tiny_dataset, tmp
     weights = {name: dtype for name, dtype in dtypes.items() if "generator" in name}
     assert weights and set(weights.values()) == {tf.float32}
     assert _half_precision_ops(version_dir) == []
-    assert _serve(version_dir, np.zeros((1, 200, 200, 1), np.float32)).dtype == np.float32
+    assert serve(version_dir, np.zeros((1, 200, 200, 1), np.float32)).dtype == np.float32
 
 
 def _half_precision_ops(version_dir) -> list[str]:
@@ -197,7 +184,7 @@ def test_the_chroma_gain_is_exported_and_scales_the_colour(tiny_dataset, tmp_pat
     assert ModelMetadata.read(bold).chroma_gain == 2.0
 
     gray = np.random.default_rng(0).uniform(0.2, 0.8, (1, 64, 64, 1)).astype(np.float32)
-    plain_ab, bold_ab = _served_ab(plain, gray), _served_ab(bold, gray)
+    plain_ab, bold_ab = served_ab(plain, gray), served_ab(bold, gray)
     assert np.abs(plain_ab).max() > 0.5  # some colour to scale
     doubled = np.isclose(bold_ab, 2.0 * plain_ab, atol=2.0)  # in Lab units
     assert doubled.mean() > 0.95  # the rest left sRGB's gamut and was clipped
@@ -210,7 +197,7 @@ def test_the_chroma_threshold_is_exported_and_takes_the_weakest_colour_away(tiny
     assert ModelMetadata.read(thresholded).chroma_threshold == 2.0
 
     gray = np.random.default_rng(0).uniform(0.2, 0.8, (1, 64, 64, 1)).astype(np.float32)
-    plain_ab, thresholded_ab = _served_ab(plain, gray), _served_ab(thresholded, gray)
+    plain_ab, thresholded_ab = served_ab(plain, gray), served_ab(thresholded, gray)
     plain_chroma, thresholded_chroma = np.linalg.norm(plain_ab, axis=-1), np.linalg.norm(thresholded_ab, axis=-1)
     weak, strong = plain_chroma < 1.5, plain_chroma > 3.0  # in Lab units, as the threshold
     assert weak.any() and strong.any()
@@ -227,7 +214,7 @@ def test_an_exported_version_exported_again_with_another_decoding_serves_as_the_
     assert (metadata.chroma_threshold, metadata.chroma_gain, metadata.size) == (5.0, 1.5, original.size)
     assert (metadata.steps, metadata.train, metadata.metrics) == (original.steps, original.train, None)
     gray = np.random.default_rng(0).uniform(0.2, 0.8, (1, 64, 64, 1)).astype(np.float32)
-    np.testing.assert_allclose(_serve(again, gray), _serve(from_run, gray), atol=1e-6)
+    np.testing.assert_allclose(serve(again, gray), serve(from_run, gray), atol=1e-6)
 
 
 def test_the_export_command_exports_a_version_again_beside_it(tiny_dataset, tmp_path):
@@ -274,7 +261,7 @@ def test_the_chosen_size_is_exported_as_the_native_size_and_served_at(tiny_datas
 
     assert ModelMetadata.read(version_dir).size == 128
     gray = np.random.default_rng(0).random((1, 128, 128, 1), np.float32)
-    assert _serve(version_dir, gray).shape == (1, 128, 128, 3)
+    assert serve(version_dir, gray).shape == (1, 128, 128, 3)
 
 
 @pytest.mark.parametrize("arch, size", [("unet", 100), ("seed", 128)])
