@@ -21,6 +21,7 @@ INPUT_KEY = "gray"
 OUTPUT_KEY = "rgb"
 HINTS_KEY = "hints"
 HINT_CHANNELS = 4  # sRGB colour + mask
+HINT_MASK_CHANNEL = 3  # 1 where a hint is painted, else 0
 HINT_PATCH = 5  # side, in model-input pixels, of the square each hint is painted as
 METADATA_FILE = "colorizer.json"  # read and written by metadata.ModelMetadata
 SAVED_MODEL_FILE = "saved_model.pb"

@@ -51,13 +51,17 @@ class ServingModule(tf.Module):
         return {contract.OUTPUT_KEY: self._colorize(gray, gray)}
 
     def _serve_with_hints(self, gray: tf.Tensor, hints: tf.Tensor) -> dict[str, tf.Tensor]:
-        return {contract.OUTPUT_KEY: self._colorize(gray, [gray, hints])}
+        return {contract.OUTPUT_KEY: self._colorize(gray, [gray, hints], hints)}
 
-    def _colorize(self, gray: tf.Tensor, inputs) -> tf.Tensor:
+    def _colorize(self, gray: tf.Tensor, inputs, hints: tf.Tensor | None = None) -> tf.Tensor:
         if self.photo_gain is None:
             return self._architecture.to_rgb(gray, self.generator(inputs, training=False))
         output, scene_summary = self.generator_and_scene(inputs, training=False)
-        return self._architecture.to_rgb(gray, output, photo_gains=self.photo_gain(scene_summary))
+        gains = self.photo_gain(scene_summary)
+        if hints is not None:  # a photo given hints keeps the colour a person asked for, neither dimmed nor strengthened
+            hinted = tf.reduce_max(hints[..., contract.HINT_MASK_CHANNEL], axis=[1, 2]) > 0
+            gains = tf.where(hinted, 1.0, gains)
+        return self._architecture.to_rgb(gray, output, photo_gains=gains)
 
 
 def float32_copy(generator: keras.Model, architecture: Architecture) -> keras.Model:

@@ -119,10 +119,11 @@ def _choose(
 
 
 def _decoding_record(architecture: Architecture) -> dict:
-    """The decoding choices as ``colorizer.json`` records them."""
+    """The decoding choices as ``colorizer.json`` records them (a gain per photo in place of one for all)."""
     if architecture.photo_gain is None:
         return architecture.decoding()
-    return architecture.decoding() | {"photo_gain": architecture.photo_gain.choice}
+    one_for_all = {name: value for name, value in architecture.decoding().items() if name != "chroma_gain"}
+    return one_for_all | {"photo_gain": architecture.photo_gain.choice}
 
 
 TEMPERATURES = (0.2, 0.38, 0.7, 1.0)

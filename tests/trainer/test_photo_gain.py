@@ -127,8 +127,20 @@ def test_an_exported_gain_per_photo_colours_as_the_gain_it_picks(scene_run, tmp_
     np.testing.assert_allclose(serve(none, gray), np.repeat(gray, 3, axis=-1), atol=0.02)  # gray, up to Lab round trips
     np.testing.assert_allclose(serve(double, gray), serve(fixed, gray), atol=1e-5)
     metadata = ModelMetadata.read(double)
-    assert metadata.chroma_threshold == 3.0
+    assert (metadata.chroma_threshold, metadata.chroma_gain) == (3.0, None)
     assert (metadata.photo_gain.gains, metadata.photo_gain.fitted_on) == (list(GAINS), ["fold0", "fold1"])
+
+
+def test_a_photo_given_hints_keeps_the_colour_asked_for_whatever_gain_its_scene_would_get(scene_run, tmp_path):
+    gray = np.full((2, 64, 64, 1), 0.5, np.float32)
+    hints = np.zeros((2, 64, 64, 4), np.float32)
+    hints[0, 20:44, 20:44] = (0.0, 0.2, 1.0, 1.0)  # a blue square on the first photo only
+    grayed = export_run(scene_run, models_dir=tmp_path, evaluate=False, photo_gain=_bias_towards(0.0))
+    plain = export_run(scene_run, models_dir=tmp_path, evaluate=False, chroma_threshold=3.0, chroma_gain=1.0)
+
+    served = serve(grayed, gray, hints)
+    np.testing.assert_allclose(served[0], serve(plain, gray, hints)[0], atol=1e-5)  # at gain 1
+    np.testing.assert_allclose(served[1], np.repeat(gray[1], 3, axis=-1), atol=0.02)  # no hints: the gain of its scene, 0
 
 
 def test_a_gain_per_photo_is_refused_under_another_threshold_than_its_fit(scene_run, tmp_path):
