@@ -27,6 +27,9 @@ from colorizer_service.live_model import LiveModel, ModelNotReady
 log = logging.getLogger(__name__)
 
 FIRST_FRAME_NOTE = "animated image: only the first frame was colorized"
+# A model may leave a photo gray where it is unsure of its colours (a chroma gain per photo, trainer/photo_gain.py).
+LEFT_GRAY_NOTE = "the model was unsure of this photo's colours and left it gray; a few colour hints steer it"
+GRAY_TOLERANCE = 1 / 255  # channels closer than one 8-bit level everywhere: no colour was added
 # Failures of the service, not of one file: a batch meeting one is answered 503 as a whole, to retry.
 CAPACITY_ERRORS = (QueueFull, OverBudget, ModelNotReady, QueueClosed)
 
@@ -104,6 +107,8 @@ class Colorizer:
         finally:
             share.settle(len(content))  # the answer's bytes stay held until it is sent
         notes = (FIRST_FRAME_NOTE,) if header.animated else ()
+        if _left_gray(rgb):
+            notes += (LEFT_GRAY_NOTE,)
         return Colorized(content, imaging.MEDIA_TYPES[fmt], model.version, notes)
 
     async def colorize_many(
@@ -157,6 +162,11 @@ class Colorizer:
     def _finish(self, gray: Image.Image, rgb: np.ndarray, fmt: str, saturation: float) -> bytes:
         colour = imaging.apply_chroma(gray, rgb, saturation)
         return imaging.encode_image(colour, fmt, png_compress_level=self.png_compress_level)
+
+
+def _left_gray(rgb: np.ndarray) -> bool:
+    """The model's answer ``(H, W, 3)`` in [0, 1] holds no colour: its channels agree at every pixel."""
+    return float(np.ptp(rgb, axis=-1).max(initial=0.0)) < GRAY_TOLERANCE
 
 
 def _hints_for(model: LoadedModel, hints: tuple[Hint, ...]) -> tuple[Hint, ...] | None:

@@ -131,6 +131,17 @@ def test_animated_image_gives_its_first_frame_and_says_so(client: httpx.Client) 
     assert luminance(Image.open(io.BytesIO(response.content))).max() <= 1  # the black first frame
 
 
+def test_a_photo_the_model_leaves_gray_says_so_and_that_hints_steer_it(
+    client: httpx.Client, hints_client: httpx.Client
+) -> None:
+    upload = encode(photo(40, 30, "L"))
+    left_gray = post_image(hints_client, upload)  # its model colours only under hints
+    coloured = post_image(client, upload)  # a warm tint everywhere
+    assert [left_gray.status_code, coloured.status_code] == [200, 200]
+    assert "left it gray" in left_gray.headers[NOTE_HEADER] and "hints" in left_gray.headers[NOTE_HEADER]
+    assert NOTE_HEADER not in coloured.headers
+
+
 def test_a_cameras_multi_picture_jpeg_is_one_photo_not_an_animation(client: httpx.Client) -> None:
     buffer = io.BytesIO()
     photo(40, 30, "RGB").save(buffer, "MPO", save_all=True, append_images=[photo(20, 15, "RGB")])
