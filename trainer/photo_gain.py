@@ -106,12 +106,13 @@ def cross_fitted_choices(
 ) -> dict[float, np.ndarray]:
     """For each lean, the gain index each photo would get from a fit on the other ``groups``' photos
     only (each group a fold run's held-out collections), so no photo's gain comes from its own collection."""
-    scores = np.zeros_like(delta_e)
+    choices = {lean: np.zeros(len(summaries), int) for lean in leans}
     for group in np.unique(groups):
         held_out = groups == group
         fit = fit_ridge(summaries[~held_out], delta_e[~held_out], gains=gains, chroma_threshold=0.0, strength=strength)
-        scores[held_out] = summaries[held_out] @ fit.weights + fit.bias
-    return {lean: np.argmin(scores - lean * np.asarray(gains), axis=-1) for lean in leans}
+        for lean, chosen in choices.items():
+            chosen[held_out] = fit.with_lean(lean).choose(summaries[held_out])
+    return choices
 
 
 class PhotoGain(tf.Module):

@@ -1,4 +1,5 @@
-"""Train then export: the steps the CLI's `train` and `export` commands run."""
+"""Train, choose the decoding on validation, export: the steps the CLI's `train`, `choose-decoding`,
+`fit-photo-gain` and `export` commands run."""
 
 from __future__ import annotations
 
@@ -113,9 +114,8 @@ def _choose(
                 f"The gain per photo was fitted under chroma threshold {photo_gain.chroma_threshold}. Received: chroma_threshold={threshold}"
             )
         decoding = decoding | {"chroma_threshold": photo_gain.chroma_threshold}
-    architecture.set_decoding(**{name: value for name, value in decoding.items() if value is not None})
-    if photo_gain is not None:
         architecture.photo_gain = PhotoGain.from_fit(photo_gain)
+    architecture.set_decoding(**{name: value for name, value in decoding.items() if value is not None})
 
 
 def _decoding_record(architecture: Architecture) -> dict:
