@@ -164,3 +164,10 @@ def test_a_model_without_hints_says_so_and_a_click_places_none(page: Any, tmp_pa
     click_photo_at(page, 30, 20)
     assert page.locator("#hints li").count() == 0
     assert page.text_content("#status") == "Done."
+
+
+def test_a_photo_the_model_leaves_gray_is_shown_with_why_and_what_to_do(hints_page: Any, tmp_path: Path) -> None:
+    choose_gray_photo(hints_page, tmp_path)  # its model colours only where hints are
+    says_why = "() => document.getElementById('status').textContent.includes('left it gray')"
+    hints_page.wait_for_function(says_why, timeout=WAIT_MS)
+    assert "hints steer it" in hints_page.text_content("#status")
