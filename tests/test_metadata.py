@@ -55,7 +55,9 @@ def test_the_bundled_models_file_reads_unchanged_as_format_1() -> None:
 
     assert (metadata.format_version, metadata.arch, metadata.size, metadata.size_multiple) == (1, "unet", 200, 8)
     assert metadata.hints and metadata.accepts_other_sizes
-    assert (metadata.chroma_gain, metadata.cpu_minutes) == (bundled_document()["chroma_gain"], bundled_document()["cpu_minutes"])
+    document = bundled_document()
+    assert (metadata.chroma_threshold, metadata.cpu_minutes) == (document["chroma_threshold"], document["cpu_minutes"])
+    assert metadata.photo_gain.model_dump() == document["photo_gain"]
     assert metadata.train["data"] == "all"
 
 
