@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +12,14 @@ from colorizer_core import contract
 from colorizer_trainer import color
 
 
+@cache
+def _signature(version_dir: Path):
+    """Loaded once per version: a version folder is never rewritten, and loading one with the backbone takes seconds."""
+    return tf.saved_model.load(str(version_dir)).signatures[contract.SIGNATURE]
+
+
 def serve(version_dir: Path, gray: np.ndarray, hints: np.ndarray | None = None) -> np.ndarray:
-    signature = tf.saved_model.load(str(version_dir)).signatures[contract.SIGNATURE]
+    signature = _signature(Path(version_dir))
     inputs = {contract.INPUT_KEY: tf.constant(gray)}
     if contract.HINTS_KEY in signature.structured_input_signature[1]:
         inputs[contract.HINTS_KEY] = tf.constant(np.zeros((*gray.shape[:3], 4), np.float32) if hints is None else hints)

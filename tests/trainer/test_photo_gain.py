@@ -118,29 +118,34 @@ def _bias_towards(gain: float, features: int = 208) -> PhotoGainFit:
     return PhotoGainFit(GAINS, 0.0, 3.0, np.zeros((features, len(GAINS)), np.float32), bias, ("fold0", "fold1"))
 
 
-def test_an_exported_gain_per_photo_colours_as_the_gain_it_picks(scene_run, tmp_path):
-    gray = np.random.default_rng(0).uniform(0.2, 0.8, (2, 64, 64, 1)).astype(np.float32)
-    none = export_run(scene_run, models_dir=tmp_path, evaluate=False, photo_gain=_bias_towards(0.0))
-    double = export_run(scene_run, models_dir=tmp_path, evaluate=False, photo_gain=_bias_towards(2.0))
-    fixed = export_run(scene_run, models_dir=tmp_path, evaluate=False, chroma_threshold=3.0, chroma_gain=2.0)
+@pytest.fixture(scope="module")
+def exported(scene_run, tmp_path_factory) -> dict[str, Path]:
+    """The run exported at threshold 3 with a gain per photo that picks 0 or 2 for every photo, and with 2 or 1 for all."""
+    models = tmp_path_factory.mktemp("exported")
+    versions = {f"{gain} per photo": dict(photo_gain=_bias_towards(gain)) for gain in (0.0, 2.0)}
+    versions |= {f"{gain} for all": dict(chroma_threshold=3.0, chroma_gain=gain) for gain in (2.0, 1.0)}
+    return {name: export_run(scene_run, models_dir=models, evaluate=False, **choice) for name, choice in versions.items()}
 
-    np.testing.assert_allclose(serve(none, gray), np.repeat(gray, 3, axis=-1), atol=0.02)  # gray, up to Lab round trips
-    np.testing.assert_allclose(serve(double, gray), serve(fixed, gray), atol=1e-5)
-    metadata = ModelMetadata.read(double)
+
+def test_an_exported_gain_per_photo_colours_as_the_gain_it_picks(exported):
+    gray = np.random.default_rng(0).uniform(0.2, 0.8, (2, 64, 64, 1)).astype(np.float32)
+
+    gray_rgb = np.repeat(gray, 3, axis=-1)
+    np.testing.assert_allclose(serve(exported["0.0 per photo"], gray), gray_rgb, atol=0.02)  # up to Lab round trips
+    np.testing.assert_allclose(serve(exported["2.0 per photo"], gray), serve(exported["2.0 for all"], gray), atol=1e-5)
+    metadata = ModelMetadata.read(exported["2.0 per photo"])
     assert (metadata.chroma_threshold, metadata.chroma_gain) == (3.0, None)
     assert (metadata.photo_gain.gains, metadata.photo_gain.fitted_on) == (list(GAINS), ["fold0", "fold1"])
 
 
-def test_a_photo_given_hints_keeps_the_colour_asked_for_whatever_gain_its_scene_would_get(scene_run, tmp_path):
+def test_a_photo_given_hints_keeps_the_colour_asked_for_whatever_gain_its_scene_would_get(exported):
     gray = np.full((2, 64, 64, 1), 0.5, np.float32)
     hints = np.zeros((2, 64, 64, 4), np.float32)
     hints[0, 20:44, 20:44] = (0.0, 0.2, 1.0, 1.0)  # a blue square on the first photo only
-    grayed = export_run(scene_run, models_dir=tmp_path, evaluate=False, photo_gain=_bias_towards(0.0))
-    plain = export_run(scene_run, models_dir=tmp_path, evaluate=False, chroma_threshold=3.0, chroma_gain=1.0)
 
-    served = serve(grayed, gray, hints)
-    np.testing.assert_allclose(served[0], serve(plain, gray, hints)[0], atol=1e-5)  # at gain 1
-    np.testing.assert_allclose(served[1], np.repeat(gray[1], 3, axis=-1), atol=0.02)  # no hints: the gain of its scene, 0
+    served = serve(exported["0.0 per photo"], gray, hints)
+    np.testing.assert_allclose(served[0], serve(exported["1.0 for all"], gray, hints)[0], atol=1e-5)  # at gain 1
+    np.testing.assert_allclose(served[1], np.repeat(gray[1], 3, axis=-1), atol=0.02)  # no hints: its scene's gain, 0
 
 
 def test_a_gain_per_photo_is_refused_under_another_threshold_than_its_fit(scene_run, tmp_path):
@@ -148,9 +153,9 @@ def test_a_gain_per_photo_is_refused_under_another_threshold_than_its_fit(scene_
         export_run(scene_run, models_dir=tmp_path, evaluate=False, chroma_threshold=6.0, photo_gain=_bias_towards(1.0))
 
 
-def test_a_version_with_a_gain_per_photo_exported_again_keeps_it(scene_run, tmp_path):
-    first = export_run(scene_run, models_dir=tmp_path / "first", evaluate=False, photo_gain=_bias_towards(2.0))
-    again = export_version_again(first, models_dir=tmp_path / "again")
+def test_a_version_with_a_gain_per_photo_exported_again_keeps_it(exported, tmp_path):
+    first = exported["2.0 per photo"]
+    again = export_version_again(first, models_dir=tmp_path)
 
     assert ModelMetadata.read(again).photo_gain == ModelMetadata.read(first).photo_gain
     gray = np.random.default_rng(0).uniform(0.2, 0.8, (1, 64, 64, 1)).astype(np.float32)
