@@ -14,7 +14,6 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from colorizer_core import contract
 from colorizer_core.contract import METADATA_FILE
 from colorizer_core.imaging import apply_chroma, model_input
 from colorizer_core.metadata import ModelMetadata
@@ -259,8 +258,7 @@ def _held_out_scores(run_dir: Path, chroma_threshold: float, gains: Sequence[flo
     for start in tqdm(range(0, len(pairs), BATCH_SIZE), desc=f"score {run_dir.name} at {len(gains)} gains", unit="batch"):
         loaded = [load_pair(pair) for pair in pairs[start : start + BATCH_SIZE]]
         gray = tf.constant(np.stack([model_input(photo, architecture.native_size) for photo, _ in loaded]))
-        hints = tf.zeros([*gray.shape[:3], contract.HINT_CHANNELS])
-        output, summary = generator_and_scene(trainer.gan.generator_inputs(gray, hints), training=False)
+        output, summary = generator_and_scene(trainer.gan.generator_inputs(gray), training=False)
         summaries.append(summary.numpy())
         at_gains = []
         for gain in gains:

@@ -78,12 +78,14 @@ class GANStep:
         """What samples and exports use: the weights' moving average when there is one."""
         return self.generator_average if self.generator_average is not None else self.generator
 
-    def generator_inputs(self, gray: tf.Tensor, hints: tf.Tensor):
-        return [gray, hints] if self.architecture.takes_hints else gray
+    def generator_inputs(self, gray: tf.Tensor, hints: tf.Tensor | None = None):
+        """The generator's inputs for ``gray``: with ``hints`` (none given: an empty hint map) if it takes them."""
+        if not self.architecture.takes_hints:
+            return gray
+        return [gray, tf.zeros(tf.concat([tf.shape(gray)[:3], [contract.HINT_CHANNELS]], 0)) if hints is None else hints]
 
     def predict_rgb(self, gray: tf.Tensor, hints: tf.Tensor | None = None) -> tf.Tensor:
         """What an export of the weights as they stand would output."""
-        hints = tf.zeros(tf.concat([tf.shape(gray)[:3], [contract.HINT_CHANNELS]], 0)) if hints is None else hints
         output = self.serving_generator(self.generator_inputs(gray, hints), training=False)
         return self.architecture.to_rgb(gray, output)
 
