@@ -101,13 +101,13 @@ class Colorizer:
                 gray, inputs = await anyio.to_thread.run_sync(self._prepare, data, size, hints, limiter=self.codec_limiter)
                 result = self.queue.submit(model, *inputs)
             rgb = await asyncio.wrap_future(result)  # cancelling this wait drops the job
-            content = await anyio.to_thread.run_sync(
+            content, left_gray = await anyio.to_thread.run_sync(
                 self._finish, gray, rgb, fmt, options.saturation, limiter=self.codec_limiter
             )
         finally:
             share.settle(len(content))  # the answer's bytes stay held until it is sent
         notes = (FIRST_FRAME_NOTE,) if header.animated else ()
-        if _left_gray(rgb):
+        if left_gray:
             notes += (LEFT_GRAY_NOTE,)
         return Colorized(content, imaging.MEDIA_TYPES[fmt], model.version, notes)
 
@@ -159,9 +159,10 @@ class Colorizer:
             inputs += (imaging.hint_map(hints, gray.size, size),)
         return gray, inputs
 
-    def _finish(self, gray: Image.Image, rgb: np.ndarray, fmt: str, saturation: float) -> bytes:
+    def _finish(self, gray: Image.Image, rgb: np.ndarray, fmt: str, saturation: float) -> tuple[bytes, bool]:
+        """The answer's bytes, and whether the model left the photo gray (read here, off the event loop)."""
         colour = imaging.apply_chroma(gray, rgb, saturation)
-        return imaging.encode_image(colour, fmt, png_compress_level=self.png_compress_level)
+        return imaging.encode_image(colour, fmt, png_compress_level=self.png_compress_level), _left_gray(rgb)
 
 
 def _left_gray(rgb: np.ndarray) -> bool:
