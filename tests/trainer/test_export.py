@@ -8,11 +8,14 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from photo_folders import write_tiny_dataset
 from pydantic import ValidationError
 from served import serve, served_ab
 from tensorflow.core.framework import types_pb2
@@ -49,43 +52,68 @@ def _train(dataset: Path, tmp_path: Path, arch: str, **overrides) -> Path:
     return train_and_export(config)
 
 
-@pytest.mark.parametrize("arch, inputs", [("unet", {contract.INPUT_KEY, contract.HINTS_KEY}), ("seed", {contract.INPUT_KEY})])
-def test_training_exports_a_savedmodel_with_the_contracts_signature(arch, inputs, tiny_dataset, tmp_path):
-    version_dir = _train(tiny_dataset, tmp_path, arch)
+@dataclass(frozen=True)
+class TrainedRun:
+    """A run trained once per module, read (never changed) by the tests that share it."""
 
-    assert version_dir == tmp_path / "models" / "colorizer" / "1"
+    root: Path
+    run_dir: Path
+    first_version: Path
+
+
+def _trained_once(tmp_path_factory, **overrides) -> TrainedRun:
+    root = tmp_path_factory.mktemp("trained")
+    first_version = _train(write_tiny_dataset(root / "data"), root, "unet", **overrides)
+    return TrainedRun(root, root / "run_unet", first_version)
+
+
+@pytest.fixture(scope="module")
+def regression_run(tmp_path_factory) -> TrainedRun:
+    return _trained_once(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def classes_run(tmp_path_factory) -> TrainedRun:
+    return _trained_once(tmp_path_factory, head="classes")
+
+
+def _assert_serves_the_contracts_signature(version_dir: Path, inputs: set[str], *, hints: bool) -> None:
+    assert version_dir.name == "1" and version_dir.parent.name == "colorizer"
     signature = tf.saved_model.load(str(version_dir)).signatures[contract.SIGNATURE]
     assert set(signature.structured_input_signature[1]) == inputs
-    assert ModelMetadata.read(version_dir).hints == (arch == "unet")
+    assert ModelMetadata.read(version_dir).hints == hints
     assert list(signature.structured_outputs) == [contract.OUTPUT_KEY]
     rgb = serve(version_dir, np.random.default_rng(0).random((2, 200, 200, 1), np.float32))
     assert rgb.shape == (2, 200, 200, 3) and rgb.dtype == np.float32
     assert 0.0 <= rgb.min() and rgb.max() <= 1.0
 
 
-def test_colorizer_json_records_arch_size_dataset_epochs_and_validation_metrics(tiny_dataset, tmp_path):
-    version_dir = _train(tiny_dataset, tmp_path, "unet")
+def test_training_ours_exports_a_savedmodel_with_the_contracts_signature(regression_run):
+    _assert_serves_the_contracts_signature(regression_run.first_version, {contract.INPUT_KEY, contract.HINTS_KEY}, hints=True)
 
-    metadata = ModelMetadata.read(version_dir)
+
+def test_training_the_seeds_gan_exports_a_savedmodel_with_the_contracts_signature(tiny_dataset, tmp_path):
+    _assert_serves_the_contracts_signature(_train(tiny_dataset, tmp_path, "seed"), {contract.INPUT_KEY}, hints=False)
+
+
+def test_colorizer_json_records_arch_size_dataset_epochs_and_validation_metrics(regression_run):
+    metadata = ModelMetadata.read(regression_run.first_version)
     assert metadata.format_version == FORMAT_VERSION
     assert metadata.arch == "unet" and metadata.size == 200 and metadata.accepts_other_sizes
-    assert metadata.dataset_fingerprint == dataset_fingerprint(tiny_dataset)
+    assert metadata.dataset_fingerprint == dataset_fingerprint(regression_run.root / "data")
     assert metadata.epochs == 1
     assert metadata.metrics_split == "val"  # test is scored once, at the end, by hand
     assert metadata.metrics.images > 0 and 0 < metadata.metrics.ssim <= 1
     assert metadata.train["arch"] == "unet"
 
 
-def test_colorizer_json_holds_no_path_of_the_training_machine(tiny_dataset, tmp_path):
-    version_dir = _train(tiny_dataset, tmp_path, "unet")
-
-    text = (version_dir / contract.METADATA_FILE).read_text()
-    assert str(tmp_path) not in text and "/" not in json.dumps(json.loads(text)["train"])
+def test_colorizer_json_holds_no_path_of_the_training_machine(regression_run):
+    text = (regression_run.first_version / contract.METADATA_FILE).read_text()
+    assert str(regression_run.root) not in text and "/" not in json.dumps(json.loads(text)["train"])
 
 
-def test_hints_change_the_exported_models_colour_and_the_temperature_is_exported(tiny_dataset, tmp_path):
-    _train(tiny_dataset, tmp_path, "unet", head="classes")
-    bold = export_run(tmp_path / "run_unet", evaluate=False, temperature=0.1)
+def test_hints_change_the_exported_models_colour_and_the_temperature_is_exported(classes_run, tmp_path):
+    bold = export_run(classes_run.run_dir, models_dir=tmp_path, evaluate=False, temperature=0.1)
     assert ModelMetadata.read(bold).temperature == 0.1
 
     gray = np.full((1, 64, 64, 1), 0.5, np.float32)
@@ -94,16 +122,22 @@ def test_hints_change_the_exported_models_colour_and_the_temperature_is_exported
     assert not np.allclose(serve(bold, gray, hints), serve(bold, gray))
 
 
-@pytest.mark.parametrize("scene_encoder", [False, True])
-def test_our_exported_model_accepts_other_sizes_that_divide_by_8(scene_encoder, tiny_dataset, tmp_path):
-    version_dir = _train(tiny_dataset, tmp_path, "unet", scene_encoder=scene_encoder)
+def _assert_accepts_other_sizes_that_divide_by_8(version_dir: Path) -> None:
     assert serve(version_dir, np.zeros((1, 64, 96, 1), np.float32)).shape == (1, 64, 96, 3)
     assert serve(version_dir, np.zeros((2, 200, 200, 1), np.float32)).shape == (2, 200, 200, 3)
 
 
-def test_each_export_is_the_next_version_and_leaves_no_temporary_folder(tiny_dataset, tmp_path):
-    first = _train(tiny_dataset, tmp_path, "unet")
-    second = export_run(tmp_path / "run_unet", evaluate=False)
+def test_our_exported_model_accepts_other_sizes_that_divide_by_8(regression_run):
+    _assert_accepts_other_sizes_that_divide_by_8(regression_run.first_version)
+
+
+def test_our_exported_model_with_the_coco_backbone_accepts_other_sizes_that_divide_by_8(tiny_dataset, tmp_path):
+    _assert_accepts_other_sizes_that_divide_by_8(_train(tiny_dataset, tmp_path, "unet", scene_encoder=True))
+
+
+def test_each_export_is_the_next_version_and_leaves_no_temporary_folder(regression_run, tmp_path):
+    first = export_run(regression_run.run_dir, models_dir=tmp_path, evaluate=False)
+    second = export_run(regression_run.run_dir, models_dir=tmp_path, evaluate=False)
 
     assert (first.name, second.name) == ("1", "2")
     assert sorted(os.listdir(first.parent)) == ["1", "2"]
@@ -177,10 +211,9 @@ def test_the_export_command_refuses_a_folder_that_is_not_a_run(tmp_path):
     assert "is not a training run" in result.output
 
 
-def test_the_chroma_gain_is_exported_and_scales_the_colour(tiny_dataset, tmp_path):
-    _train(tiny_dataset, tmp_path, "unet")
-    plain = export_run(tmp_path / "run_unet", evaluate=False, chroma_gain=1.0)
-    bold = export_run(tmp_path / "run_unet", evaluate=False, chroma_gain=2.0)
+def test_the_chroma_gain_is_exported_and_scales_the_colour(regression_run, tmp_path):
+    plain = export_run(regression_run.run_dir, models_dir=tmp_path, evaluate=False, chroma_gain=1.0)
+    bold = export_run(regression_run.run_dir, models_dir=tmp_path, evaluate=False, chroma_gain=2.0)
     assert ModelMetadata.read(bold).chroma_gain == 2.0
 
     gray = np.random.default_rng(0).uniform(0.2, 0.8, (1, 64, 64, 1)).astype(np.float32)
@@ -190,10 +223,9 @@ def test_the_chroma_gain_is_exported_and_scales_the_colour(tiny_dataset, tmp_pat
     assert doubled.mean() > 0.95  # the rest left sRGB's gamut and was clipped
 
 
-def test_the_chroma_threshold_is_exported_and_takes_the_weakest_colour_away(tiny_dataset, tmp_path):
-    _train(tiny_dataset, tmp_path, "unet")
-    plain = export_run(tmp_path / "run_unet", evaluate=False, chroma_gain=1.0, chroma_threshold=0.0)
-    thresholded = export_run(tmp_path / "run_unet", evaluate=False, chroma_gain=1.0, chroma_threshold=2.0)
+def test_the_chroma_threshold_is_exported_and_takes_the_weakest_colour_away(regression_run, tmp_path):
+    export = partial(export_run, regression_run.run_dir, models_dir=tmp_path, evaluate=False, chroma_gain=1.0)
+    plain, thresholded = export(chroma_threshold=0.0), export(chroma_threshold=2.0)
     assert ModelMetadata.read(thresholded).chroma_threshold == 2.0
 
     gray = np.random.default_rng(0).uniform(0.2, 0.8, (1, 64, 64, 1)).astype(np.float32)
@@ -205,9 +237,9 @@ def test_the_chroma_threshold_is_exported_and_takes_the_weakest_colour_away(tiny
     np.testing.assert_allclose(thresholded_chroma[strong], plain_chroma[strong] - 2.0, atol=0.3)
 
 
-def test_an_exported_version_exported_again_with_another_decoding_serves_as_the_run_would(tiny_dataset, tmp_path):
-    first = _train(tiny_dataset, tmp_path, "unet")
-    from_run = export_run(tmp_path / "run_unet", evaluate=False, chroma_threshold=5.0, chroma_gain=1.5)
+def test_an_exported_version_exported_again_with_another_decoding_serves_as_the_run_would(regression_run, tmp_path):
+    first = regression_run.first_version
+    from_run = export_run(regression_run.run_dir, models_dir=tmp_path / "run", evaluate=False, chroma_threshold=5.0, chroma_gain=1.5)
     again = export_version_again(first, models_dir=tmp_path / "again", chroma_threshold=5.0, chroma_gain=1.5)
 
     metadata, original = ModelMetadata.read(again), ModelMetadata.read(first)
@@ -217,17 +249,16 @@ def test_an_exported_version_exported_again_with_another_decoding_serves_as_the_
     np.testing.assert_allclose(serve(again, gray), serve(from_run, gray), atol=1e-6)
 
 
-def test_the_export_command_exports_a_version_again_beside_it(tiny_dataset, tmp_path):
-    first = _train(tiny_dataset, tmp_path, "unet")
+def test_the_export_command_exports_a_version_again_beside_it(regression_run, tmp_path):
+    first = export_run(regression_run.run_dir, models_dir=tmp_path, evaluate=False)
     result = CliRunner().invoke(app, ["export", str(first), "--chroma-threshold", "3"])
 
     assert result.exit_code == 0, result.output
     assert ModelMetadata.read(first.parent / str(int(first.name) + 1)).chroma_threshold == 3.0
 
 
-def test_choosing_the_decoding_scores_each_threshold_gain_and_temperature_against_the_gray_input(tiny_dataset, tmp_path):
-    _train(tiny_dataset, tmp_path, "unet", head="classes")
-    best, results = choose_decoding([tmp_path / "run_unet"])
+def test_choosing_the_decoding_scores_each_threshold_gain_and_temperature_against_the_gray_input(classes_run):
+    best, results = choose_decoding([classes_run.run_dir])
 
     assert best["chroma_gain"] in CHROMA_GAINS and best["chroma_threshold"] in CHROMA_THRESHOLDS
     assert best["temperature"] in TEMPERATURES
@@ -235,19 +266,18 @@ def test_choosing_the_decoding_scores_each_threshold_gain_and_temperature_agains
     assert len(results) == 1 + len(CHROMA_THRESHOLDS) * len(CHROMA_GAINS) * len(TEMPERATURES)
 
 
-def test_choosing_the_decoding_over_several_runs_pools_their_validation_images(tiny_dataset, tmp_path):
-    _train(tiny_dataset, tmp_path, "unet")
-    _, alone = choose_decoding([tmp_path / "run_unet"], gains=[1.0], thresholds=[0.0])
-    _, twice = choose_decoding([tmp_path / "run_unet", tmp_path / "run_unet"], gains=[1.0], thresholds=[0.0])
+def test_choosing_the_decoding_over_several_runs_pools_their_validation_images(regression_run):
+    run_dir = regression_run.run_dir
+    _, alone = choose_decoding([run_dir], gains=[1.0], thresholds=[0.0])
+    _, twice = choose_decoding([run_dir, run_dir], gains=[1.0], thresholds=[0.0])
 
     assert all(twice[label]["images"] == 2 * alone[label]["images"] for label in alone)
     label = "size 200, chroma_threshold 0.0, chroma_gain 1.0"
     assert twice[label]["ciede2000"] == pytest.approx(alone[label]["ciede2000"])
 
 
-def test_choosing_the_decoding_also_scores_the_sizes_photos_are_seen_at(tiny_dataset, tmp_path):
-    _train(tiny_dataset, tmp_path, "unet")
-    best, results = choose_decoding([tmp_path / "run_unet"], sizes=[64, 128], gains=[1.0], thresholds=[0.0])
+def test_choosing_the_decoding_also_scores_the_sizes_photos_are_seen_at(regression_run):
+    best, results = choose_decoding([regression_run.run_dir], sizes=[64, 128], gains=[1.0], thresholds=[0.0])
 
     small, large = (f"size {size}, chroma_threshold 0.0, chroma_gain 1.0" for size in (64, 128))
     assert set(results) == {GRAY_LABEL, small, large}
@@ -255,9 +285,8 @@ def test_choosing_the_decoding_also_scores_the_sizes_photos_are_seen_at(tiny_dat
     assert results[small]["ciede2000"] != results[large]["ciede2000"]
 
 
-def test_the_chosen_size_is_exported_as_the_native_size_and_served_at(tiny_dataset, tmp_path):
-    _train(tiny_dataset, tmp_path, "unet")
-    version_dir = export_run(tmp_path / "run_unet", evaluate=False, size=128)
+def test_the_chosen_size_is_exported_as_the_native_size_and_served_at(regression_run, tmp_path):
+    version_dir = export_run(regression_run.run_dir, models_dir=tmp_path, evaluate=False, size=128)
 
     assert ModelMetadata.read(version_dir).size == 128
     gray = np.random.default_rng(0).random((1, 128, 128, 1), np.float32)
