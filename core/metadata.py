@@ -91,6 +91,9 @@ class ModelMetadata(BaseModel):
         None, description="Decoding choice made on validation: each pixel's chroma lowered by this (Lab units) before the gain."
     )
     temperature: float | None = Field(None, description="Decoding choice of a classes head: annealed-mean temperature.")
+    hint_spread: float | None = Field(
+        None, description="Decoding choice made on validation: how far (model pixels) a colour hint is spread after the network; 0: not."
+    )
     photo_gain: PhotoGainChoice | None = Field(None, description="Decoding choice made on validation: a gain per photo.")
     train: dict[str, JsonValue] | None = Field(
         None, description="The training options (TrainConfig), paths cut to their folder names."

@@ -18,6 +18,7 @@ from colorizer_core import contract
 from colorizer_core.imaging import colorize_images
 from colorizer_core.inference import load_model
 from colorizer_trainer.dataset.folds import REFIT_FOLDER
+from colorizer_trainer.hints_curve import hints_from_truth
 
 MODELS_ROOT = Path(__file__).resolve().parents[1] / "models" / "colorizer"
 TEST_PHOTOS = sorted((Path(__file__).parent / "photos").glob("*.jpg"))
@@ -27,6 +28,10 @@ TEST_PHOTOS = sorted((Path(__file__).parent / "photos").glob("*.jpg"))
 VISIBLE_CHROMA = 3.0  # mean chroma of a visibly coloured photo (a gray one has 0)
 MIN_BLUE_YELLOW_CORRELATION = 0.2  # of predicted and true b (blue to yellow); colour unrelated to the photo: about 0
 MAX_CHROMA_ERROR_TO_GRAYS = 0.95  # predicted chroma's distance from the truth, over leaving the photo gray
+# Five hints taken from the truth: chroma error 0.74 of the error without hints measured (0.86 before hints were
+# spread after the network).
+HINTS = 5
+MAX_CHROMA_ERROR_WITH_HINTS = 0.8
 
 
 @pytest.fixture(scope="module")
@@ -48,16 +53,20 @@ def test_it_claims_no_validation_scores_having_trained_on_every_validation_colle
     assert bundled.metadata.metrics is None and bundled.metadata.metrics_split is None
 
 
+def _ab(images: list[Image.Image]) -> np.ndarray:
+    return np.concatenate([rgb2lab(np.asarray(image))[..., 1:].reshape(-1, 2) for image in images])
+
+
 @pytest.fixture(scope="module")
-def chroma(bundled) -> tuple[np.ndarray, np.ndarray]:
+def truths() -> list[Image.Image]:
+    return [Image.open(path).convert("RGB") for path in TEST_PHOTOS]
+
+
+@pytest.fixture(scope="module")
+def chroma(bundled, truths) -> tuple[np.ndarray, np.ndarray]:
     """Lab (a, b) of every pixel of the test photos: ``(N, 2)`` as the model colours their gray, and the truth."""
-    truths = [Image.open(path).convert("RGB") for path in TEST_PHOTOS]
     predictions = colorize_images([truth.convert("L") for truth in truths], bundled.predict, bundled.native_size)
-
-    def ab(images: list[Image.Image]) -> np.ndarray:
-        return np.concatenate([rgb2lab(np.asarray(image))[..., 1:].reshape(-1, 2) for image in images])
-
-    return ab(predictions), ab(truths)
+    return _ab(predictions), _ab(truths)
 
 
 def test_it_visibly_colours_real_photos(chroma):
@@ -77,6 +86,16 @@ def test_its_colour_is_nearer_the_truth_than_leaving_the_photos_gray(chroma):
     model_error = np.linalg.norm(predicted - true, axis=1).mean()
     gray_error = np.linalg.norm(true, axis=1).mean()  # gray is (a, b) = (0, 0)
     assert model_error < MAX_CHROMA_ERROR_TO_GRAYS * gray_error
+
+
+def test_a_few_hints_from_the_truth_bring_its_colour_nearer_the_truth(bundled, truths, chroma):
+    hinted = []
+    for index, truth in enumerate(truths):
+        hints = hints_from_truth(truth, HINTS, bundled.native_size, np.random.default_rng(index))
+        hinted += colorize_images([truth.convert("L")], bundled.predict, bundled.native_size, hints=hints)
+    predicted, true = chroma
+    error, hinted_error = (np.linalg.norm(ab - true, axis=1).mean() for ab in (predicted, _ab(hinted)))
+    assert hinted_error < MAX_CHROMA_ERROR_WITH_HINTS * error
 
 
 def _gray_landscape(width: int, height: int) -> Image.Image:

@@ -107,6 +107,10 @@ def export_command(
     photo_gain: Annotated[
         Optional[Path], typer.Option(help="Ours: pick each photo's chroma gain as this file of `fit-photo-gain` says (and its threshold).")
     ] = None,
+    hint_spread: Annotated[
+        Optional[float],
+        typer.Option(help="Ours: spread each colour hint over the pixels near it and about as light, this many model pixels far (0: not)."),
+    ] = None,
 ) -> None:
     """Export the newest checkpoint of a run, or an exported version's weights, as the next model version."""
     quiet_tensorflow()
@@ -114,7 +118,9 @@ def export_command(
     from colorizer_trainer import runs
     from colorizer_trainer.photo_gain import PhotoGainFit
 
-    choices = {"size": size, "temperature": temperature, "chroma_gain": chroma_gain, "chroma_threshold": chroma_threshold}
+    choices = {
+        "size": size, "temperature": temperature, "chroma_gain": chroma_gain, "chroma_threshold": chroma_threshold, "hint_spread": hint_spread,
+    }  # fmt: skip
     try:
         choices["photo_gain"] = None if photo_gain is None else PhotoGainFit.read(photo_gain)
         if (source / METADATA_FILE).is_file():

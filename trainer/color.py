@@ -6,8 +6,12 @@ Images are float tensors with channels last: RGB in [0, 1]; L in [0, 100], a and
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import tensorflow as tf
+
+from colorizer_core.contract import HINT_MASK_CHANNEL, HINT_PATCH
 
 # sRGB primaries to CIE XYZ, D65 white; rows are X, Y, Z.
 _RGB_TO_XYZ = [
@@ -83,6 +87,54 @@ def decode_chroma(chroma: tf.Tensor, *, gain: float | tf.Tensor, threshold: floa
     elif gain == 1.0:
         return chroma
     return tf.clip_by_value(gain * chroma, -1.0, 1.0)
+
+
+# --- Colour hints spread edge-aware, after the network ------------------------------------------
+
+HINT_SPREAD_STRIDE = 4  # the spread is computed at 1/4 of the model's resolution (a bilateral grid's cells)
+LIGHTNESS_BINS = 8  # the grid's lightness axis: a hint spreads to pixels about as light as it is
+LIGHTNESS_SIGMA = 0.1  # of L in [0, 1]
+HINT_SPREAD_FALLOFF = 0.01  # of a lone hint's peak weight: where its correction has faded to half
+
+
+def spread_hints(chroma: tf.Tensor, gray: tf.Tensor, hints: tf.Tensor, *, sigma: float) -> tf.Tensor:
+    """Chroma ``(B, H, W, 2)`` in [-1, 1] moved towards the colours of ``hints`` ``(B, H, W, 4)``.
+
+    The network follows a hint only partly. Each hinted pixel's difference between the colour asked
+    for and the chroma predicted is spread to the pixels near it (a Gaussian of ``sigma`` model
+    pixels) that are about as light as it is, as a bilateral grid does (Chen et al. 2007); where
+    hints disagree their differences are averaged, and far from every hint the correction fades.
+    """
+    mask = hints[..., HINT_MASK_CHANNEL : HINT_MASK_CHANNEL + 1]  # (B, H, W, 1)
+    wanted = rgb_to_lab(hints[..., :3])[..., 1:] / AB_SCALE
+    difference = mask * (wanted - chroma)  # (B, H, W, 2)
+    lightness = gray_to_lightness(gray) / 100.0  # (B, H, W, 1)
+    centres = tf.linspace(0.0, 1.0, LIGHTNESS_BINS)
+    membership = tf.exp(-tf.square(lightness - centres) / (2 * LIGHTNESS_SIGMA**2))  # (B, H, W, K)
+    membership /= tf.reduce_sum(membership, axis=-1, keepdims=True)
+    # Per lightness bin: the hints' summed differences (2 channels) and their weight (1).
+    splatted = tf.concat([membership[..., None] * difference[..., None, :], (membership * mask)[..., None]], axis=-1)
+    batch, height, width = tf.unstack(tf.shape(chroma)[:3])
+    splatted = tf.reshape(splatted, [batch, height, width, LIGHTNESS_BINS * 3])
+    cells = tf.nn.avg_pool2d(splatted, HINT_SPREAD_STRIDE, HINT_SPREAD_STRIDE, "SAME") * HINT_SPREAD_STRIDE**2
+    cells = _gaussian_blur(cells, sigma / HINT_SPREAD_STRIDE)
+    sliced = tf.reshape(tf.image.resize(cells, [height, width]), [batch, height, width, LIGHTNESS_BINS, 3])
+    sliced = tf.reduce_sum(membership[..., None] * sliced, axis=-2)  # (B, H, W, 3)
+    lone_hint_peak = HINT_PATCH**2 / (2 * math.pi * (sigma / HINT_SPREAD_STRIDE) ** 2)  # in the grid's cells
+    correction = sliced[..., :2] / (sliced[..., 2:] + HINT_SPREAD_FALLOFF * lone_hint_peak)
+    return tf.clip_by_value(chroma + correction, -1.0, 1.0)
+
+
+def _gaussian_blur(images: tf.Tensor, sigma: float) -> tf.Tensor:
+    """Each channel of ``images`` ``(B, H, W, C)`` blurred by a Gaussian (zero past the border)."""
+    radius = max(1, math.ceil(3 * sigma))
+    taps = np.exp(-np.arange(-radius, radius + 1) ** 2 / (2 * sigma**2))
+    taps = tf.constant(taps / taps.sum(), tf.float32)
+    channels = images.shape[-1]
+    rows = tf.tile(tf.reshape(taps, [-1, 1, 1, 1]), [1, 1, channels, 1])
+    columns = tf.tile(tf.reshape(taps, [1, -1, 1, 1]), [1, 1, channels, 1])
+    blurred = tf.nn.depthwise_conv2d(images, rows, [1, 1, 1, 1], "SAME")
+    return tf.nn.depthwise_conv2d(blurred, columns, [1, 1, 1, 1], "SAME")
 
 
 def lab_from_gray_and_ab(gray: tf.Tensor, ab_scaled: tf.Tensor) -> tf.Tensor:

@@ -55,13 +55,13 @@ class ServingModule(tf.Module):
 
     def _colorize(self, gray: tf.Tensor, inputs, hints: tf.Tensor | None = None) -> tf.Tensor:
         if self.photo_gain is None:
-            return self._architecture.to_rgb(gray, self.generator(inputs, training=False))
+            return self._architecture.to_rgb(gray, self.generator(inputs, training=False), hints=hints)
         output, scene_summary = self.generator_and_scene(inputs, training=False)
         gains = self.photo_gain(scene_summary)
         if hints is not None:  # a photo given hints keeps the colour a person asked for, neither dimmed nor strengthened
             hinted = tf.reduce_max(hints[..., contract.HINT_MASK_CHANNEL], axis=[1, 2]) > 0
             gains = tf.where(hinted, 1.0, gains)
-        return self._architecture.to_rgb(gray, output, photo_gains=gains)
+        return self._architecture.to_rgb(gray, output, photo_gains=gains, hints=hints)
 
 
 def float32_copy(generator: keras.Model, architecture: Architecture) -> keras.Model:

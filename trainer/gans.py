@@ -19,6 +19,7 @@ from colorizer_trainer.config import ARCHITECTURE_DEFAULTS, Arch, ChromaLoss, Tr
 from colorizer_trainer.photo_gain import PhotoGain
 
 DEFAULT_TEMPERATURE = 0.38  # Zhang et al. 2016's annealed mean; chosen again on validation at export
+DEFAULT_HINT_SPREAD = 48.0  # model pixels (color.spread_hints): chosen on the held-out folds (docs/results.md)
 CLASS_HEAD_STRIDE = 4  # the classes head predicts at 1/4 resolution
 
 
@@ -95,9 +96,12 @@ class Architecture(ABC):
         )
 
     @abstractmethod
-    def to_rgb(self, gray: tf.Tensor, output: tf.Tensor, photo_gains: tf.Tensor | None = None) -> tf.Tensor:
+    def to_rgb(
+        self, gray: tf.Tensor, output: tf.Tensor, photo_gains: tf.Tensor | None = None, hints: tf.Tensor | None = None
+    ) -> tf.Tensor:
         """The generator's output as RGB ``(B, H, W, 3)`` in [0, 1]; ``photo_gains`` ``(B,)``, where
-        ``photo_gain`` picked them, replace the chroma gain."""
+        ``photo_gain`` picked them, replace the chroma gain; ``hints``, the model's hints input, where
+        the decoding spreads them."""
 
 
 class SeedArchitecture(Architecture):
@@ -130,7 +134,7 @@ class SeedArchitecture(Architecture):
     def generator_loss(self, fake, real, fake_score, *, global_batch_size):
         return losses.seed_generator_loss(fake, real, fake_score, global_batch_size=global_batch_size)
 
-    def to_rgb(self, gray, output, photo_gains=None):
+    def to_rgb(self, gray, output, photo_gains=None, hints=None):
         return tf.clip_by_value(tf.cast(output, tf.float32), 0.0, 1.0)
 
 
@@ -169,6 +173,7 @@ class UNetArchitecture(Architecture):
         # Decoding choices made on validation, like the temperature.
         self.chroma_gain = chroma_gain
         self.chroma_threshold = chroma_threshold
+        self.hint_spread = DEFAULT_HINT_SPREAD
         self.default_beta_1 = 0.5 if adversarial_weight else 0.9  # pix2pix's 0.5 steadies adversarial training
         self.bins = color.gamut_ab_bins() if config.head == "classes" else None
 
@@ -193,7 +198,7 @@ class UNetArchitecture(Architecture):
 
     def decoding(self) -> dict[str, float]:
         """The decoding choices an export records: the gain and threshold, and the temperature of a classes head."""
-        chroma = {"chroma_gain": self.chroma_gain, "chroma_threshold": self.chroma_threshold}
+        chroma = {"chroma_gain": self.chroma_gain, "chroma_threshold": self.chroma_threshold, "hint_spread": self.hint_spread}
         return {**chroma, **({"temperature": self.temperature} if self.bins is not None else {})}
 
     def discriminate(self, discriminator, gray, output, *, training):
@@ -210,8 +215,11 @@ class UNetArchitecture(Architecture):
             parts = losses.with_adversarial(parts, fake_score, global_batch_size=global_batch_size, weight=self.adversarial_weight)
         return parts
 
-    def to_rgb(self, gray, output, photo_gains=None):
-        return color.lab_to_rgb(color.lab_from_gray_and_ab(gray, self.chroma(output, photo_gains)))
+    def to_rgb(self, gray, output, photo_gains=None, hints=None):
+        chroma = self.chroma(output, photo_gains)
+        if hints is not None and self.hint_spread:
+            chroma = color.spread_hints(chroma, gray, hints, sigma=self.hint_spread)
+        return color.lab_to_rgb(color.lab_from_gray_and_ab(gray, chroma))
 
 
 ARCH_NAMES = get_args(Arch)

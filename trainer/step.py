@@ -87,7 +87,7 @@ class GANStep:
     def predict_rgb(self, gray: tf.Tensor, hints: tf.Tensor | None = None) -> tf.Tensor:
         """What an export of the weights as they stand would output."""
         output = self.serving_generator(self.generator_inputs(gray, hints), training=False)
-        return self.architecture.to_rgb(gray, output)
+        return self.architecture.to_rgb(gray, output, hints=hints)
 
     @tf.function(autograph=False)  # no tensor-dependent Python control flow to convert
     def train_step(self, batch, signals: tf.Tensor | None = None) -> dict[str, tf.Tensor]:

@@ -82,3 +82,48 @@ def test_ciede2000s_gradient_stays_finite_and_bounded_near_gray_and_near_the_tru
     gradient = tape.gradient(difference, predicted).numpy()
     # A change of one Lab unit changes CIEDE2000 by at most about that much (1.5 for a' near gray).
     assert np.isfinite(gradient).all() and np.abs(gradient).max() < 2.0
+
+
+SPREAD_SIGMA = 16.0  # model pixels
+BLUE = (0.1, 0.3, 0.9)
+
+
+def _one_hint(size: int, row: int, column: int, rgb=BLUE) -> np.ndarray:
+    hints = np.zeros((1, size, size, 4), np.float32)
+    hints[0, row - 2 : row + 3, column - 2 : column + 3] = (*rgb, 1.0)  # HINT_PATCH, as the service paints it
+    return hints
+
+
+def _spread(chroma: np.ndarray, gray: np.ndarray, hints: np.ndarray) -> np.ndarray:
+    return color.spread_hints(tf.constant(chroma), tf.constant(gray), tf.constant(hints), sigma=SPREAD_SIGMA).numpy()
+
+
+def _ab(rgb) -> np.ndarray:
+    return rgb2lab(np.array(rgb, np.float32))[1:] / color.AB_SCALE
+
+
+def test_without_hints_the_spread_leaves_the_chroma_as_predicted():
+    chroma = np.random.default_rng(0).uniform(-0.3, 0.3, (1, 64, 64, 2)).astype(np.float32)
+    spread = _spread(chroma, np.full((1, 64, 64, 1), 0.5, np.float32), np.zeros((1, 64, 64, 4), np.float32))
+    np.testing.assert_allclose(spread, chroma, atol=1e-6)
+
+
+def test_a_hint_colours_its_neighbourhood_and_fades_with_distance():
+    size = 128
+    spread = _spread(np.zeros((1, size, size, 2), np.float32), np.full((1, size, size, 1), 0.5, np.float32), _one_hint(size, 64, 64))
+
+    wanted = _ab(BLUE)
+    np.testing.assert_allclose(spread[0, 64, 64], wanted, atol=0.1 * np.linalg.norm(wanted))
+    strength = [np.linalg.norm(spread[0, 64, 64 + offset]) for offset in (0, 16, 32, 63)]
+    assert strength == sorted(strength, reverse=True)
+    assert strength[1] > 0.5 * strength[0] and strength[3] < 0.1 * strength[0]
+
+
+def test_a_hint_does_not_cross_into_a_much_lighter_region():
+    size = 128
+    gray = np.full((1, size, size, 1), 0.2, np.float32)
+    gray[:, :, 64:] = 0.9  # the right half is far lighter
+    spread = _spread(np.zeros((1, size, size, 2), np.float32), gray, _one_hint(size, 64, 56))
+
+    dark_side, light_side = np.linalg.norm(spread[0, 64, 60]), np.linalg.norm(spread[0, 64, 68])
+    assert light_side < 0.1 * dark_side

@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 
 from colorizer_core import contract
 from colorizer_core.metadata import FORMAT_VERSION, ModelMetadata
+from colorizer_trainer import color
 from colorizer_trainer.cli import app
 from colorizer_trainer.config import TrainConfig
 from colorizer_trainer.dataset.build import dataset_fingerprint
@@ -237,6 +238,24 @@ def test_the_chroma_threshold_is_exported_and_takes_the_weakest_colour_away(regr
     np.testing.assert_allclose(thresholded_chroma[strong], plain_chroma[strong] - 2.0, atol=0.3)
 
 
+def test_the_hint_spread_is_exported_and_acts_only_where_hints_are_given(regression_run, tmp_path):
+    export = partial(export_run, regression_run.run_dir, models_dir=tmp_path, evaluate=False)
+    plain, spread = export(hint_spread=0.0), export(hint_spread=16.0)
+    assert ModelMetadata.read(spread).hint_spread == 16.0
+
+    gray = np.full((1, 64, 64, 1), 0.5, np.float32)
+    np.testing.assert_allclose(serve(spread, gray), serve(plain, gray), atol=1e-6)
+    hints = np.zeros((1, 64, 64, 4), np.float32)
+    hints[:, 30:35, 30:35] = (0.1, 0.3, 0.9, 1.0)  # one blue hint, as the service paints it
+    wanted = color.rgb_to_lab(tf.constant(hints[0, 32, 32, :3]))[1:].numpy()
+    near = (32, 44)  # 12 pixels from the hint
+
+    def distance_near_the_hint(version: Path) -> float:
+        return float(np.linalg.norm(color.rgb_to_lab(serve(version, gray, hints))[0, near[0], near[1], 1:] - wanted))
+
+    assert distance_near_the_hint(spread) < 0.5 * distance_near_the_hint(plain)
+
+
 def test_an_exported_version_exported_again_with_another_decoding_serves_as_the_run_would(regression_run, tmp_path):
     first = regression_run.first_version
     from_run = export_run(regression_run.run_dir, models_dir=tmp_path / "run", evaluate=False, chroma_threshold=5.0, chroma_gain=1.5)
@@ -251,10 +270,11 @@ def test_an_exported_version_exported_again_with_another_decoding_serves_as_the_
 
 def test_the_export_command_exports_a_version_again_beside_it(regression_run, tmp_path):
     first = export_run(regression_run.run_dir, models_dir=tmp_path, evaluate=False)
-    result = CliRunner().invoke(app, ["export", str(first), "--chroma-threshold", "3"])
+    result = CliRunner().invoke(app, ["export", str(first), "--chroma-threshold", "3", "--hint-spread", "24"])
 
     assert result.exit_code == 0, result.output
-    assert ModelMetadata.read(first.parent / str(int(first.name) + 1)).chroma_threshold == 3.0
+    again = ModelMetadata.read(first.parent / str(int(first.name) + 1))
+    assert (again.chroma_threshold, again.hint_spread) == (3.0, 24.0)
 
 
 def test_choosing_the_decoding_scores_each_threshold_gain_and_temperature_against_the_gray_input(classes_run):
