@@ -94,7 +94,7 @@ def decode_chroma(chroma: tf.Tensor, *, gain: float | tf.Tensor, threshold: floa
 HINT_SPREAD_STRIDE = 4  # the spread is computed at 1/4 of the model's resolution (a bilateral grid's cells)
 LIGHTNESS_BINS = 8  # the grid's lightness axis: a hint spreads to pixels about as light as it is
 LIGHTNESS_SIGMA = 0.1  # of L in [0, 1]
-HINT_SPREAD_FALLOFF = 0.01  # of a lone hint's peak weight: where its correction has faded to half
+HINT_SPREAD_FALLOFF = 0.01  # a lone hint's correction is halved where its weight is this fraction of its peak
 
 
 def spread_hints(chroma: tf.Tensor, gray: tf.Tensor, hints: tf.Tensor, *, sigma: float) -> tf.Tensor:

@@ -197,7 +197,8 @@ class UNetArchitecture(Architecture):
         return color.decode_chroma(chroma, gain=gain, threshold=self.chroma_threshold)
 
     def decoding(self) -> dict[str, float]:
-        """The decoding choices an export records: the gain and threshold, and the temperature of a classes head."""
+        """The decoding choices an export records: the gain and threshold, how far hints spread, and the
+        temperature of a classes head."""
         chroma = {"chroma_gain": self.chroma_gain, "chroma_threshold": self.chroma_threshold, "hint_spread": self.hint_spread}
         return {**chroma, **({"temperature": self.temperature} if self.bins is not None else {})}
 
