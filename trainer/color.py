@@ -91,19 +91,20 @@ def decode_chroma(chroma: tf.Tensor, *, gain: float | tf.Tensor, threshold: floa
 
 # --- Colour hints spread edge-aware, after the network ------------------------------------------
 
-HINT_SPREAD_STRIDE = 4  # the spread is computed at 1/4 of the model's resolution (a bilateral grid's cells)
+HINT_SPREAD_STRIDE = 4  # the spread's grid has 1/4 of the native side (a bilateral grid's cells)
 LIGHTNESS_BINS = 8  # the grid's lightness axis: a hint spreads to pixels about as light as it is
 LIGHTNESS_SIGMA = 0.1  # of L in [0, 1]
 HINT_SPREAD_FALLOFF = 0.01  # a lone hint's correction is halved where its weight is this fraction of its peak
 
 
-def spread_hints(chroma: tf.Tensor, gray: tf.Tensor, hints: tf.Tensor, *, sigma: float) -> tf.Tensor:
+def spread_hints(chroma: tf.Tensor, gray: tf.Tensor, hints: tf.Tensor, *, sigma: float, native_size: int) -> tf.Tensor:
     """Chroma ``(B, H, W, 2)`` in [-1, 1] moved towards the colours of ``hints`` ``(B, H, W, 4)``.
 
     The network follows a hint only partly. Each hinted pixel's difference between the colour asked
-    for and the chroma predicted is spread to the pixels near it (a Gaussian of ``sigma`` model
-    pixels) that are about as light as it is, as a bilateral grid does (Chen et al. 2007); where
-    hints disagree their differences are averaged, and far from every hint the correction fades.
+    for and the chroma predicted is spread to the pixels near it (a Gaussian of ``sigma`` pixels of
+    the model's ``native_size``, the same share of the photo at any size it is seen at) that are
+    about as light as it is, as a bilateral grid does (Chen et al. 2007); where hints disagree their
+    differences are averaged, and far from every hint the correction fades.
     """
     mask = hints[..., HINT_MASK_CHANNEL : HINT_MASK_CHANNEL + 1]  # (B, H, W, 1)
     wanted = rgb_to_lab(hints[..., :3])[..., 1:] / AB_SCALE
@@ -112,15 +113,17 @@ def spread_hints(chroma: tf.Tensor, gray: tf.Tensor, hints: tf.Tensor, *, sigma:
     centres = tf.linspace(0.0, 1.0, LIGHTNESS_BINS)
     membership = tf.exp(-tf.square(lightness - centres) / (2 * LIGHTNESS_SIGMA**2))  # (B, H, W, K)
     membership /= tf.reduce_sum(membership, axis=-1, keepdims=True)
-    # Per lightness bin: the hints' summed differences (2 channels) and their weight (1).
+    # Per lightness bin: the hints' summed differences (2 channels) and their weight (1), per grid cell.
     splatted = tf.concat([membership[..., None] * difference[..., None, :], (membership * mask)[..., None]], axis=-1)
     batch, height, width = tf.unstack(tf.shape(chroma)[:3])
     splatted = tf.reshape(splatted, [batch, height, width, LIGHTNESS_BINS * 3])
-    cells = tf.nn.avg_pool2d(splatted, HINT_SPREAD_STRIDE, HINT_SPREAD_STRIDE, "SAME") * HINT_SPREAD_STRIDE**2
+    grid = native_size // HINT_SPREAD_STRIDE
+    pixels_per_cell = tf.cast(height * width, tf.float32) / grid**2
+    cells = tf.image.resize(splatted, [grid, grid], method="area") * pixels_per_cell
     cells = _gaussian_blur(cells, sigma / HINT_SPREAD_STRIDE)
     sliced = tf.reshape(tf.image.resize(cells, [height, width]), [batch, height, width, LIGHTNESS_BINS, 3])
     sliced = tf.reduce_sum(membership[..., None] * sliced, axis=-2)  # (B, H, W, 3)
-    lone_hint_peak = HINT_PATCH**2 / (2 * math.pi * (sigma / HINT_SPREAD_STRIDE) ** 2)  # in the grid's cells
+    lone_hint_peak = HINT_PATCH**2 / (2 * math.pi * (sigma / HINT_SPREAD_STRIDE) ** 2)  # at the native size
     correction = sliced[..., :2] / (sliced[..., 2:] + HINT_SPREAD_FALLOFF * lone_hint_peak)
     return tf.clip_by_value(chroma + correction, -1.0, 1.0)
 

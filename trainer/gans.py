@@ -19,7 +19,7 @@ from colorizer_trainer.config import ARCHITECTURE_DEFAULTS, Arch, ChromaLoss, Tr
 from colorizer_trainer.photo_gain import PhotoGain
 
 DEFAULT_TEMPERATURE = 0.38  # Zhang et al. 2016's annealed mean; chosen again on validation at export
-DEFAULT_HINT_SPREAD = 48.0  # model pixels (color.spread_hints): chosen on the held-out folds (docs/results.md)
+DEFAULT_HINT_SPREAD = 48.0  # pixels at the native size (color.spread_hints): chosen on the held-out folds (docs/results.md)
 CLASS_HEAD_STRIDE = 4  # the classes head predicts at 1/4 resolution
 
 
@@ -219,7 +219,7 @@ class UNetArchitecture(Architecture):
     def to_rgb(self, gray, output, photo_gains=None, hints=None):
         chroma = self.chroma(output, photo_gains)
         if hints is not None and self.hint_spread:
-            chroma = color.spread_hints(chroma, gray, hints, sigma=self.hint_spread)
+            chroma = color.spread_hints(chroma, gray, hints, sigma=self.hint_spread, native_size=self.native_size)
         return color.lab_to_rgb(color.lab_from_gray_and_ab(gray, chroma))
 
 

@@ -94,8 +94,11 @@ def _one_hint(size: int, row: int, column: int, rgb=BLUE) -> np.ndarray:
     return hints
 
 
-def _spread(chroma: np.ndarray, gray: np.ndarray, hints: np.ndarray) -> np.ndarray:
-    return color.spread_hints(tf.constant(chroma), tf.constant(gray), tf.constant(hints), sigma=SPREAD_SIGMA).numpy()
+def _spread(chroma: np.ndarray, gray: np.ndarray, hints: np.ndarray, native_size: int = 128) -> np.ndarray:
+    spread = color.spread_hints(
+        tf.constant(chroma), tf.constant(gray), tf.constant(hints), sigma=SPREAD_SIGMA, native_size=native_size
+    )
+    return spread.numpy()
 
 
 def _ab(rgb) -> np.ndarray:
@@ -127,3 +130,13 @@ def test_a_hint_does_not_cross_into_a_much_lighter_region():
 
     dark_side, light_side = np.linalg.norm(spread[0, 64, 60]), np.linalg.norm(spread[0, 64, 68])
     assert light_side < 0.1 * dark_side
+
+
+def test_a_hint_spreads_over_the_same_share_of_the_photo_at_any_size_it_is_seen_at():
+    def strength_across(size: int) -> np.ndarray:
+        middle = size // 2
+        gray = np.full((1, size, size, 1), 0.5, np.float32)
+        spread = _spread(np.zeros((1, size, size, 2), np.float32), gray, _one_hint(size, middle, middle), native_size=128)
+        return np.linalg.norm(spread[0, middle, middle :: size // 16], axis=-1)  # every 1/16 of the side
+
+    np.testing.assert_allclose(strength_across(256), strength_across(128), atol=0.05 * strength_across(128)[0])
