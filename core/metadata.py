@@ -92,7 +92,7 @@ class ModelMetadata(BaseModel):
     )
     temperature: float | None = Field(None, description="Decoding choice of a classes head: annealed-mean temperature.")
     hint_spread: float | None = Field(
-        None, description="Decoding choice made on validation: how far (model pixels) a colour hint is spread after the network; 0: not."
+        None, description="Decoding choice made on validation: how far a colour hint is spread after the network (pixels at the native size); 0: not."
     )
     photo_gain: PhotoGainChoice | None = Field(None, description="Decoding choice made on validation: a gain per photo.")
     train: dict[str, JsonValue] | None = Field(

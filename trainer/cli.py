@@ -109,7 +109,7 @@ def export_command(
     ] = None,
     hint_spread: Annotated[
         Optional[float],
-        typer.Option(help="Ours: spread each colour hint over the pixels near it and about as light, this many model pixels far (0: not)."),
+        typer.Option(help="Ours: spread each colour hint over the pixels near it and about as light, this many pixels at the native size far (0: not)."),
     ] = None,
 ) -> None:
     """Export the newest checkpoint of a run, or an exported version's weights, as the next model version."""
