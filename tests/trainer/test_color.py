@@ -7,6 +7,8 @@ import pytest
 import tensorflow as tf
 from skimage.color import deltaE_ciede2000, rgb2lab
 
+from colorizer_core import imaging
+from colorizer_core.hints import Hint
 from colorizer_trainer import color
 
 
@@ -85,13 +87,12 @@ def test_ciede2000s_gradient_stays_finite_and_bounded_near_gray_and_near_the_tru
 
 
 SPREAD_SIGMA = 16.0  # model pixels
-BLUE = (0.1, 0.3, 0.9)
+BLUE = Hint(x=0, y=0, color="#1a4de6")
 
 
-def _one_hint(size: int, row: int, column: int, rgb=BLUE) -> np.ndarray:
-    hints = np.zeros((1, size, size, 4), np.float32)
-    hints[0, row - 2 : row + 3, column - 2 : column + 3] = (*rgb, 1.0)  # HINT_PATCH, as the service paints it
-    return hints
+def _one_hint(size: int, row: int, column: int) -> np.ndarray:
+    """The model's hints input with one blue hint at (row, column), painted as the service paints it."""
+    return imaging.hint_map([BLUE.model_copy(update={"x": column, "y": row})], (size, size), size)[None]
 
 
 def _spread(chroma: np.ndarray, gray: np.ndarray, hints: np.ndarray, native_size: int = 128) -> np.ndarray:
@@ -115,7 +116,7 @@ def test_a_hint_colours_its_neighbourhood_and_fades_with_distance():
     size = 128
     spread = _spread(np.zeros((1, size, size, 2), np.float32), np.full((1, size, size, 1), 0.5, np.float32), _one_hint(size, 64, 64))
 
-    wanted = _ab(BLUE)
+    wanted = _ab(BLUE.rgb)
     np.testing.assert_allclose(spread[0, 64, 64], wanted, atol=0.1 * np.linalg.norm(wanted))
     strength = [np.linalg.norm(spread[0, 64, 64 + offset]) for offset in (0, 16, 32, 63)]
     assert strength == sorted(strength, reverse=True)

@@ -22,7 +22,8 @@ from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import saved_model_pb2
 from typer.testing import CliRunner
 
-from colorizer_core import contract
+from colorizer_core import contract, imaging
+from colorizer_core.hints import Hint
 from colorizer_core.metadata import FORMAT_VERSION, ModelMetadata
 from colorizer_trainer import color
 from colorizer_trainer.cli import app
@@ -246,9 +247,9 @@ def test_the_hint_spread_is_exported_and_acts_only_where_hints_are_given(regress
 
     gray = np.full((1, 64, 64, 1), 0.5, np.float32)
     np.testing.assert_allclose(serve(spread, gray), serve(plain, gray), atol=1e-6)
-    hints = np.zeros((1, 64, 64, 4), np.float32)
-    hints[:, 30:35, 30:35] = (0.1, 0.3, 0.9, 1.0)  # one blue hint, as the service paints it
-    wanted = color.rgb_to_lab(tf.constant(hints[0, 32, 32, :3]))[1:].numpy()
+    blue = Hint(x=32, y=32, color="#1a4de6")
+    hints = imaging.hint_map([blue], (64, 64), 64)[None]  # as the service paints it
+    wanted = color.rgb_to_lab(tf.constant(blue.rgb))[1:].numpy()
     near = (32, 44)  # 12 pixels from the hint
 
     def distance_near_the_hint(version: Path) -> float:
