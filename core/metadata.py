@@ -94,6 +94,9 @@ class ModelMetadata(BaseModel):
     hint_spread: float | None = Field(
         None, description="Decoding choice made on validation: how far a colour hint is spread after the network (pixels at the native size); 0: not."
     )
+    hinted_max_gain: float | None = Field(
+        None, description="Decoding choice made on validation: the most chroma gain a photo given hints keeps; 0: its colour is the hints' alone."
+    )
     photo_gain: PhotoGainChoice | None = Field(None, description="Decoding choice made on validation: a gain per photo.")
     train: dict[str, JsonValue] | None = Field(
         None, description="The training options (TrainConfig), paths cut to their folder names."

@@ -111,6 +111,10 @@ def export_command(
         Optional[float],
         typer.Option(help="Ours: spread each colour hint over the pixels near it and about as light, this many pixels at the native size far (0: not)."),
     ] = None,
+    hinted_max_gain: Annotated[
+        Optional[float],
+        typer.Option(help="Ours: a photo given hints keeps at most this chroma gain of the model's colour (0: its colour comes from the hints alone)."),
+    ] = None,
 ) -> None:
     """Export the newest checkpoint of a run, or an exported version's weights, as the next model version."""
     quiet_tensorflow()
@@ -119,7 +123,8 @@ def export_command(
     from colorizer_trainer.photo_gain import PhotoGainFit
 
     choices = {
-        "size": size, "temperature": temperature, "chroma_gain": chroma_gain, "chroma_threshold": chroma_threshold, "hint_spread": hint_spread,
+        "size": size, "temperature": temperature, "chroma_gain": chroma_gain, "chroma_threshold": chroma_threshold,
+        "hint_spread": hint_spread, "hinted_max_gain": hinted_max_gain,
     }  # fmt: skip
     try:
         choices["photo_gain"] = None if photo_gain is None else PhotoGainFit.read(photo_gain)

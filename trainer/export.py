@@ -57,13 +57,7 @@ class ServingModule(tf.Module):
         if self.photo_gain is None:
             return self._architecture.to_rgb(gray, self.generator(inputs, training=False), hints=hints)
         output, scene_summary = self.generator_and_scene(inputs, training=False)
-        gains = self.photo_gain(scene_summary)
-        if hints is not None:
-            # Strengthened, the model's colour would stray further from the hints; dimmed or left gray (where the
-            # model is unsure) it stays so away from them, and the hint spread colours the photo near them.
-            hinted = tf.reduce_max(hints[..., contract.HINT_MASK_CHANNEL], axis=[1, 2]) > 0
-            gains = tf.where(hinted, tf.minimum(gains, 1.0), gains)
-        return self._architecture.to_rgb(gray, output, photo_gains=gains, hints=hints)
+        return self._architecture.to_rgb(gray, output, photo_gains=self.photo_gain(scene_summary), hints=hints)
 
 
 def float32_copy(generator: keras.Model, architecture: Architecture) -> keras.Model:

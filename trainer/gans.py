@@ -14,12 +14,16 @@ from typing import get_args
 import keras
 import tensorflow as tf
 
+from colorizer_core.contract import HINT_MASK_CHANNEL
 from colorizer_trainer import color, losses, networks
 from colorizer_trainer.config import ARCHITECTURE_DEFAULTS, Arch, ChromaLoss, TrainConfig
 from colorizer_trainer.photo_gain import PhotoGain
 
 DEFAULT_TEMPERATURE = 0.38  # Zhang et al. 2016's annealed mean; chosen again on validation at export
 DEFAULT_HINT_SPREAD = 48.0  # pixels at the native size (color.spread_hints): chosen on the held-out folds (docs/results.md)
+# A photo given hints takes its colour from them alone: away from the hints the model's own guess was wrong more
+# often than right on the held-out folds (docs/results.md, Colour hints), so it is scaled by at most this.
+DEFAULT_HINTED_MAX_GAIN = 0.0
 CLASS_HEAD_STRIDE = 4  # the classes head predicts at 1/4 resolution
 
 
@@ -174,6 +178,7 @@ class UNetArchitecture(Architecture):
         self.chroma_gain = chroma_gain
         self.chroma_threshold = chroma_threshold
         self.hint_spread = DEFAULT_HINT_SPREAD
+        self.hinted_max_gain = DEFAULT_HINTED_MAX_GAIN
         self.default_beta_1 = 0.5 if adversarial_weight else 0.9  # pix2pix's 0.5 steadies adversarial training
         self.bins = color.gamut_ab_bins() if config.head == "classes" else None
 
@@ -197,9 +202,10 @@ class UNetArchitecture(Architecture):
         return color.decode_chroma(chroma, gain=gain, threshold=self.chroma_threshold)
 
     def decoding(self) -> dict[str, float]:
-        """The decoding choices an export records: the gain and threshold, how far hints spread, and the
-        temperature of a classes head."""
-        chroma = {"chroma_gain": self.chroma_gain, "chroma_threshold": self.chroma_threshold, "hint_spread": self.hint_spread}
+        """The decoding choices an export records: the gain and threshold, how far hints spread and the
+        gain a hinted photo keeps at most, and the temperature of a classes head."""
+        chroma = {"chroma_gain": self.chroma_gain, "chroma_threshold": self.chroma_threshold}
+        chroma |= {"hint_spread": self.hint_spread, "hinted_max_gain": self.hinted_max_gain}
         return {**chroma, **({"temperature": self.temperature} if self.bins is not None else {})}
 
     def discriminate(self, discriminator, gray, output, *, training):
@@ -217,6 +223,12 @@ class UNetArchitecture(Architecture):
         return parts
 
     def to_rgb(self, gray, output, photo_gains=None, hints=None):
+        """RGB from ``gray`` and the generator's ``output``, decoded at ``photo_gains`` ``(B,)`` (else the gain for
+        all); a photo given ``hints`` keeps at most ``hinted_max_gain`` of it, and its hints are spread."""
+        if hints is not None:
+            hinted = tf.reduce_max(hints[..., HINT_MASK_CHANNEL], axis=[1, 2]) > 0
+            gains = tf.fill(tf.shape(hinted), self.chroma_gain) if photo_gains is None else photo_gains
+            photo_gains = tf.where(hinted, tf.minimum(gains, self.hinted_max_gain), gains)
         chroma = self.chroma(output, photo_gains)
         if hints is not None and self.hint_spread:
             chroma = color.spread_hints(chroma, gray, hints, sigma=self.hint_spread, native_size=self.native_size)

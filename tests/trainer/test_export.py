@@ -115,8 +115,10 @@ def test_colorizer_json_holds_no_path_of_the_training_machine(regression_run):
 
 
 def test_hints_change_the_exported_models_colour_and_the_temperature_is_exported(classes_run, tmp_path):
-    # Not spread after the network, so what changes is the network's own colour.
-    bold = export_run(classes_run.run_dir, models_dir=tmp_path, evaluate=False, temperature=0.1, hint_spread=0.0)
+    # The network's own colour kept and hints not spread after it, so what changes is the network's response.
+    bold = export_run(
+        classes_run.run_dir, models_dir=tmp_path, evaluate=False, temperature=0.1, hint_spread=0.0, hinted_max_gain=1.0
+    )
     assert ModelMetadata.read(bold).temperature == 0.1
 
     gray = np.full((1, 64, 64, 1), 0.5, np.float32)
@@ -241,7 +243,7 @@ def test_the_chroma_threshold_is_exported_and_takes_the_weakest_colour_away(regr
 
 
 def test_the_hint_spread_is_exported_and_acts_only_where_hints_are_given(regression_run, tmp_path):
-    export = partial(export_run, regression_run.run_dir, models_dir=tmp_path, evaluate=False)
+    export = partial(export_run, regression_run.run_dir, models_dir=tmp_path, evaluate=False, hinted_max_gain=1.0)
     plain, spread = export(hint_spread=0.0), export(hint_spread=16.0)
     assert ModelMetadata.read(spread).hint_spread == 16.0
 
@@ -258,6 +260,22 @@ def test_the_hint_spread_is_exported_and_acts_only_where_hints_are_given(regress
     assert distance_near_the_hint(spread) < 0.5 * distance_near_the_hint(plain)
 
 
+def test_a_photo_given_hints_takes_its_colour_from_them_alone(regression_run, tmp_path):
+    export = partial(export_run, regression_run.run_dir, models_dir=tmp_path, evaluate=False)
+    alone, model_kept = export(), export(hinted_max_gain=1.0)
+    assert ModelMetadata.read(alone).hinted_max_gain == 0.0
+
+    gray = np.random.default_rng(0).uniform(0.3, 0.7, (1, 64, 64, 1)).astype(np.float32)
+    np.testing.assert_allclose(serve(alone, gray), serve(model_kept, gray), atol=1e-6)  # without hints: the model's
+    hints = imaging.hint_map([Hint(x=8, y=8, color="#1a4de6")], (64, 64), 64)[None]  # blue, in a corner
+    served, with_model_colour = serve(alone, gray, hints)[0], serve(model_kept, gray, hints)[0]
+    red, green, blue = served[8, 8]
+    assert blue > red + 0.1 and blue > green + 0.1
+    far = np.s_[48:, 48:]  # about 5 spreads from the hint
+    assert np.ptp(with_model_colour[far], axis=-1).max() > 0.02
+    np.testing.assert_allclose(served[far], np.repeat(gray[0][far], 3, axis=-1), atol=0.02)
+
+
 def test_an_exported_version_exported_again_with_another_decoding_serves_as_the_run_would(regression_run, tmp_path):
     first = regression_run.first_version
     from_run = export_run(regression_run.run_dir, models_dir=tmp_path / "run", evaluate=False, chroma_threshold=5.0, chroma_gain=1.5)
@@ -272,11 +290,12 @@ def test_an_exported_version_exported_again_with_another_decoding_serves_as_the_
 
 def test_the_export_command_exports_a_version_again_beside_it(regression_run, tmp_path):
     first = export_run(regression_run.run_dir, models_dir=tmp_path, evaluate=False)
-    result = CliRunner().invoke(app, ["export", str(first), "--chroma-threshold", "3", "--hint-spread", "24"])
+    options = ["--chroma-threshold", "3", "--hint-spread", "24", "--hinted-max-gain", "0.5"]
+    result = CliRunner().invoke(app, ["export", str(first), *options])
 
     assert result.exit_code == 0, result.output
     again = ModelMetadata.read(first.parent / str(int(first.name) + 1))
-    assert (again.chroma_threshold, again.hint_spread) == (3.0, 24.0)
+    assert (again.chroma_threshold, again.hint_spread, again.hinted_max_gain) == (3.0, 24.0, 0.5)
 
 
 def test_choosing_the_decoding_scores_each_threshold_gain_and_temperature_against_the_gray_input(classes_run):
