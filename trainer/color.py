@@ -94,27 +94,27 @@ def decode_chroma(chroma: tf.Tensor, *, gain: float | tf.Tensor, threshold: floa
 HINT_SPREAD_STRIDE = 4  # the spread's grid has 1/4 of the native side (a bilateral grid's cells)
 LIGHTNESS_BINS = 8  # the grid's lightness axis: a hint spreads to pixels about as light as it is
 LIGHTNESS_SIGMA = 0.1  # of L in [0, 1]
-HINT_SPREAD_FALLOFF = 0.01  # a lone hint's correction is halved where its weight is this fraction of its peak
+HINT_SPREAD_FALLOFF = 0.01  # a lone hint's colour takes half of a pixel where its weight is this fraction of its peak
 
 
 def spread_hints(chroma: tf.Tensor, gray: tf.Tensor, hints: tf.Tensor, *, sigma: float, native_size: int) -> tf.Tensor:
     """Chroma ``(B, H, W, 2)`` in [-1, 1] moved towards the colours of ``hints`` ``(B, H, W, 4)``.
 
-    The network follows a hint only partly. Each hinted pixel's difference between the colour asked
-    for and the chroma predicted is spread to the pixels near it (a Gaussian of ``sigma`` pixels of
-    the model's ``native_size``, the same share of the photo at any size it is seen at) that are
-    about as light as it is, as a bilateral grid does (Chen et al. 2007); where hints disagree their
-    differences are averaged, and far from every hint the correction fades.
+    The network follows a hint only partly. Each hint's colour is spread to the pixels near it (a
+    Gaussian of ``sigma`` pixels of the model's ``native_size``, the same share of the photo at any
+    size it is seen at) that are about as light as it is, as a bilateral grid does (Chen et al. 2007);
+    where hints disagree their colours are averaged. Each pixel's chroma moves towards that colour by
+    the share of hint weight that reaches it: near the hints it is theirs, far from every hint the
+    model's stays.
     """
     mask = hints[..., HINT_MASK_CHANNEL : HINT_MASK_CHANNEL + 1]  # (B, H, W, 1)
-    wanted = rgb_to_lab(hints[..., :3])[..., 1:] / AB_SCALE
-    difference = mask * (wanted - chroma)  # (B, H, W, 2)
+    wanted = mask * rgb_to_lab(hints[..., :3])[..., 1:] / AB_SCALE  # (B, H, W, 2)
     lightness = gray_to_lightness(gray) / 100.0  # (B, H, W, 1)
     centres = tf.linspace(0.0, 1.0, LIGHTNESS_BINS)
     membership = tf.exp(-tf.square(lightness - centres) / (2 * LIGHTNESS_SIGMA**2))  # (B, H, W, K)
     membership /= tf.reduce_sum(membership, axis=-1, keepdims=True)
-    # Per lightness bin: the hints' summed differences (2 channels) and their weight (1), per grid cell.
-    splatted = tf.concat([membership[..., None] * difference[..., None, :], (membership * mask)[..., None]], axis=-1)
+    # Per lightness bin: the hints' summed colours (2 channels) and their weight (1), per grid cell.
+    splatted = tf.concat([membership[..., None] * wanted[..., None, :], (membership * mask)[..., None]], axis=-1)
     batch, height, width = tf.unstack(tf.shape(chroma)[:3])
     splatted = tf.reshape(splatted, [batch, height, width, LIGHTNESS_BINS * 3])
     grid = native_size // HINT_SPREAD_STRIDE
@@ -124,8 +124,9 @@ def spread_hints(chroma: tf.Tensor, gray: tf.Tensor, hints: tf.Tensor, *, sigma:
     sliced = tf.reshape(tf.image.resize(cells, [height, width]), [batch, height, width, LIGHTNESS_BINS, 3])
     sliced = tf.reduce_sum(membership[..., None] * sliced, axis=-2)  # (B, H, W, 3)
     lone_hint_peak = HINT_PATCH**2 / (2 * math.pi * (sigma / HINT_SPREAD_STRIDE) ** 2)  # at the native size
-    correction = sliced[..., :2] / (sliced[..., 2:] + HINT_SPREAD_FALLOFF * lone_hint_peak)
-    return tf.clip_by_value(chroma + correction, -1.0, 1.0)
+    colours, weight = sliced[..., :2], sliced[..., 2:]
+    # chroma + coverage * (the hints' mean colour - chroma), coverage = weight / (weight + a lone hint's fade)
+    return tf.clip_by_value(chroma + (colours - weight * chroma) / (weight + HINT_SPREAD_FALLOFF * lone_hint_peak), -1.0, 1.0)
 
 
 def _gaussian_blur(images: tf.Tensor, sigma: float) -> tf.Tensor:

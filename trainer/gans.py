@@ -21,9 +21,9 @@ from colorizer_trainer.photo_gain import PhotoGain
 
 DEFAULT_TEMPERATURE = 0.38  # Zhang et al. 2016's annealed mean; chosen again on validation at export
 DEFAULT_HINT_SPREAD = 48.0  # pixels at the native size (color.spread_hints): chosen on the held-out folds (docs/results.md)
-# A photo given hints takes its colour from them alone: away from the hints the model's own guess was wrong more
-# often than right on the held-out folds (docs/results.md, Colour hints), so it is scaled by at most this.
-DEFAULT_HINTED_MAX_GAIN = 0.0
+# A photo given hints is never strengthened by the gain its scene would get (docs/results.md, Colour hints): chosen
+# on the held-out folds with the hint spread, which gives the hints' colour where they reach.
+DEFAULT_HINTED_MAX_GAIN = 1.0
 CLASS_HEAD_STRIDE = 4  # the classes head predicts at 1/4 resolution
 
 

@@ -138,13 +138,13 @@ def test_an_exported_gain_per_photo_colours_as_the_gain_it_picks(exported):
     assert (metadata.photo_gain.gains, metadata.photo_gain.fitted_on) == (list(GAINS), ["fold0", "fold1"])
 
 
-def test_a_photo_given_hints_takes_no_gain_from_its_scene(exported):
+def test_a_photo_given_hints_is_never_strengthened_by_its_scene_gain(exported):
     gray = np.random.default_rng(0).uniform(0.3, 0.7, (2, 64, 64, 1)).astype(np.float32)
     hints = np.zeros((2, 64, 64, 4), np.float32)
     hints[0, 28:33, 28:33] = (0.0, 0.2, 1.0, 1.0)  # a blue hint on the first photo only
 
     served = serve(exported["2.0 per photo"], gray, hints)
-    np.testing.assert_allclose(served[0], serve(exported["0.0 per photo"], gray, hints)[0], atol=1e-5)  # its hints' colour
+    np.testing.assert_allclose(served[0], serve(exported["1.0 for all"], gray, hints)[0], atol=1e-5)  # capped at 1
     np.testing.assert_allclose(served[1], serve(exported["2.0 for all"], gray, hints)[1], atol=1e-5)  # no hints: 2
 
 
