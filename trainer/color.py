@@ -89,7 +89,7 @@ def decode_chroma(chroma: tf.Tensor, *, gain: float | tf.Tensor, threshold: floa
     return tf.clip_by_value(gain * chroma, -1.0, 1.0)
 
 
-# --- Colour hints spread edge-aware, after the network ------------------------------------------
+# --- Colour hints spread after the network, to the pixels about as light (a bilateral grid) -----
 
 HINT_SPREAD_STRIDE = 4  # the spread's grid has 1/4 of the native side (a bilateral grid's cells)
 LIGHTNESS_BINS = 8  # the grid's lightness axis: a hint spreads to pixels about as light as it is
