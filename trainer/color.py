@@ -125,8 +125,9 @@ def spread_hints(chroma: tf.Tensor, gray: tf.Tensor, hints: tf.Tensor, *, sigma:
     sliced = tf.reduce_sum(membership[..., None] * sliced, axis=-2)  # (B, H, W, 3)
     lone_hint_peak = HINT_PATCH**2 / (2 * math.pi * (sigma / HINT_SPREAD_STRIDE) ** 2)  # at the native size
     colours, weight = sliced[..., :2], sliced[..., 2:]
-    # chroma + coverage * (the hints' mean colour - chroma), coverage = weight / (weight + a lone hint's fade)
-    return tf.clip_by_value(chroma + (colours - weight * chroma) / (weight + HINT_SPREAD_FALLOFF * lone_hint_peak), -1.0, 1.0)
+    fade = HINT_SPREAD_FALLOFF * lone_hint_peak
+    # chroma + coverage * (the hints' mean colour - chroma), coverage = weight / (weight + fade)
+    return tf.clip_by_value(chroma + (colours - weight * chroma) / (weight + fade), -1.0, 1.0)
 
 
 def _gaussian_blur(images: tf.Tensor, sigma: float) -> tf.Tensor:
