@@ -36,3 +36,13 @@ def write_tiny_dataset(root: Path, *, train: int = 4, val: int = 2, test: int = 
         write_photos(root / f"{split}_y", colour)
         write_photos(root / f"{split}_x", {name: photo.convert("L") for name, photo in colour.items()})
     return root
+
+
+CUTOUT_RED = (220, 20, 20)
+
+
+def red_cutout() -> Image.Image:
+    """A red 30x30 square on a transparent 60x40 background: an object cut out of its photo."""
+    cutout = Image.new("RGBA", (60, 40))
+    cutout.paste((*CUTOUT_RED, 255), (10, 5, 40, 35))
+    return cutout

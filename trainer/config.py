@@ -89,6 +89,11 @@ class TrainConfig:
     photos_per_collection: int | None = _setting(
         None, "Source photos of one collection used per epoch, at most; default: all."
     )
+    paste_objects: Path | None = _setting(
+        None,
+        "A folder of PNG cut-outs (objects on a transparent background) to paste onto half the training crops, "
+        "so the model sees more objects in their true colours; default: none.",
+    )
     ema_decay: float | None = _setting(
         None,
         "Export a moving average of the generator's weights with this decay (0: off); "
@@ -117,6 +122,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.data, self.models_dir = Path(self.data), Path(self.models_dir)
+        self.paste_objects = None if self.paste_objects is None else Path(self.paste_objects)
         self.run_dir = RUNS_DIR / self.arch if self.run_dir is None else Path(self.run_dir)
         if self.arch not in get_args(Arch):
             raise ValueError(f"Unknown architecture. Expected one of {get_args(Arch)}. Received: arch={self.arch!r}")

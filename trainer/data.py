@@ -16,7 +16,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
+from PIL import Image, ImageOps
 
 from colorizer_core import contract
 
@@ -27,6 +29,13 @@ CROP_ASPECT = (3 / 4, 4 / 3)
 NO_HINT_SHARE = 0.5  # training images with no hints at all: the automatic mode must stay as good
 HINT_GEOMETRIC_P = 1 / 8  # otherwise the hint count is geometric with this p (Zhang et al. 2017)
 MAX_TRAINING_HINTS = 32
+CUTOUT_PATTERN = "*.png"
+CUTOUT_SIDE = 96  # cut-outs are held trimmed to their object and at most this large
+PASTE_SHARE = 0.5  # training crops that get cut-outs pasted on; the rest stay whole photos
+PASTE_MAX_CUTOUTS = 3  # a pasted crop gets 1 to this many
+PASTE_SIZE = (0.25, 0.6)  # a cut-out's side, as a share of the crop's shorter side
+# ITU-R BT.601, as PIL's convert("L") made the dataset's gray twins.
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 
 
 def paired_files(data_dir: Path, split: str) -> tuple[list[str], list[str]]:
@@ -166,13 +175,15 @@ def training_batches(
     flips: bool,
     crop: int | None = None,
     hints: bool = False,
+    cutouts: tf.Tensor | None = None,
     indices: list[int] | None = None,
 ) -> tf.data.Dataset:
     """Float batches ``((B, h, w, 1), (B, h, w, 3), (B, h, w, 4))`` of gray, colour and hints.
 
-    ``flips``, ``crop`` (random resized crops of this side) and simulated ``hints`` draw their
-    randomness from (seed, index), so a batch replays identically after a resume, on any number of
-    replicas. ``indices``: each file's place in the epoch (default: 0, 1, ...), for a part of it.
+    ``flips``, ``crop`` (random resized crops of this side), pasted ``cutouts`` (``load_cutouts``)
+    and simulated ``hints`` draw their randomness from (seed, index), so a batch replays identically
+    after a resume, on any number of replicas. ``indices``: each file's place in the epoch (default:
+    0, 1, ...), for a part of it.
     """
     indices = list(range(len(files))) if indices is None else indices
     if len(indices) != len(files):
@@ -186,6 +197,8 @@ def training_batches(
         gray, colour = _to_float(*_decode_pair(*paths))
         item_seed = base_seed + tf.stack([tf.constant(0, tf.int64), index])
         gray, colour = _augment(gray, colour, seed=item_seed, flip=flips, crop=crop)
+        if cutouts is not None:
+            gray, colour = paste_cutouts(gray, colour, cutouts, item_seed + 11)
         hint_map = simulate_hints(colour, item_seed + 7) if hints else tf.zeros_like(colour[..., :1])
         return gray, colour, hint_map
 
@@ -238,6 +251,58 @@ def _random_resized_crop(image: tf.Tensor, side: int, seed: tf.Tensor) -> tf.Ten
     )
     box = tf.slice(image, begin, size)
     return tf.image.resize(box, [side, side], method="bilinear", antialias=True)
+
+
+def load_cutouts(folder: Path) -> tf.Tensor:
+    """Objects on a transparent background (``CUTOUT_PATTERN`` under ``folder``, at any depth), each
+    trimmed to its opaque part, scaled to fit and centred on a transparent ``CUTOUT_SIDE`` square: ``(N, S, S, 4)``
+    floats, colour premultiplied by alpha so that resizing leaves no fringe. Fully opaque images are
+    not cut-outs and are left out."""
+    paths = sorted(Path(folder).rglob(CUTOUT_PATTERN))
+    cutouts = []
+    for path in paths:
+        with Image.open(path) as image:
+            rgba = image.convert("RGBA")
+        alpha = rgba.getchannel("A")
+        if alpha.getextrema()[0] == 255 or alpha.getbbox() is None:
+            continue
+        rgba = ImageOps.contain(rgba.crop(alpha.getbbox()), (CUTOUT_SIDE, CUTOUT_SIDE), Image.Resampling.LANCZOS)
+        square = Image.new("RGBA", (CUTOUT_SIDE, CUTOUT_SIDE))
+        square.paste(rgba, ((CUTOUT_SIDE - rgba.width) // 2, (CUTOUT_SIDE - rgba.height) // 2))
+        cutouts.append(np.asarray(square, np.float32) / 255.0)
+    if not cutouts:
+        raise FileNotFoundError(f"No cut-outs (PNG images with a transparent background) under {folder}")
+    stack = np.stack(cutouts)
+    stack[..., :3] *= stack[..., 3:]
+    return tf.constant(stack)
+
+
+def paste_cutouts(
+    gray: tf.Tensor, colour: tf.Tensor, cutouts: tf.Tensor, seed: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """On ``PASTE_SHARE`` of crops, 1 to ``PASTE_MAX_CUTOUTS`` random cut-outs at random sizes and
+    places, mirrored at random: a real object's true colour in a new scene (copy-paste, Ghiasi et
+    al. 2021). The gray twin gets each cut-out's luma, so the pair stays a photo and its gray."""
+    height, width = tf.shape(colour)[0], tf.shape(colour)[1]
+    shorter = tf.cast(tf.minimum(height, width), tf.float32)
+    chance, share = tf.unstack(tf.random.stateless_uniform([2], seed))
+    count = tf.where(chance < PASTE_SHARE, tf.math.ceil(share * PASTE_MAX_CUTOUTS), 0.0)
+    draws = tf.random.stateless_uniform([PASTE_MAX_CUTOUTS, 5], seed + 1)
+    luma = tf.constant(LUMA_WEIGHTS)
+    for slot in range(PASTE_MAX_CUTOUTS):
+        which, size_draw, top_draw, left_draw, mirror = tf.unstack(draws[slot])
+        cutout = cutouts[tf.cast(which * tf.cast(tf.shape(cutouts)[0], tf.float32), tf.int32)]
+        cutout = tf.cond(mirror < 0.5, lambda: cutout[:, ::-1], lambda: cutout)
+        side = tf.cast(tf.round(shorter * (PASTE_SIZE[0] + size_draw * (PASTE_SIZE[1] - PASTE_SIZE[0]))), tf.int32)
+        cutout = tf.image.resize(cutout, [side, side], antialias=True)
+        top = tf.cast(top_draw * tf.cast(height - side + 1, tf.float32), tf.int32)
+        left = tf.cast(left_draw * tf.cast(width - side + 1, tf.float32), tf.int32)
+        layer = tf.image.pad_to_bounding_box(cutout, top, left, height, width)
+        layer *= tf.cast(slot < count, tf.float32)
+        premultiplied, alpha = layer[..., :3], layer[..., 3:]
+        colour = colour * (1.0 - alpha) + premultiplied
+        gray = gray * (1.0 - alpha) + tf.reduce_sum(premultiplied * luma, axis=-1, keepdims=True)
+    return gray, colour
 
 
 def simulate_hints(colour: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:

@@ -37,7 +37,7 @@ from colorizer_trainer.gans import Architecture, architecture_for
 from colorizer_trainer.photo_gain import PhotoGain, PhotoGainFit
 from colorizer_trainer.train import VALIDATION_PHOTO_CROPS, GANTrainer, TrainResult, configure_runtime, prepare_run
 
-PATH_OPTIONS = ("data", "run_dir", "models_dir")
+PATH_OPTIONS = ("data", "run_dir", "models_dir", "paste_objects")
 
 
 def train_and_export(config: TrainConfig, *, export: bool = True) -> Path | None:
@@ -309,7 +309,7 @@ def _export(trainer: GANTrainer, result: TrainResult, *, evaluate: bool) -> Path
             "metrics_split": holdout,
             **decoding,
             # Folder names only: the training machine's paths mean nothing where the model is served.
-            "train": {key: Path(value).name if key in PATH_OPTIONS else value for key, value in config.to_json().items()},
+            "train": {key: Path(value).name if key in PATH_OPTIONS and value else value for key, value in config.to_json().items()},
         },
         evaluate=evaluator,
     )

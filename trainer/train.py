@@ -113,6 +113,7 @@ class GANTrainer:
             global_batch_size=self.global_batch_size,
             step=self.counters.step,
         )
+        self.cutouts = None if config.paste_objects is None else data.load_cutouts(config.paste_objects)
         self.checkpoints = Checkpoints(
             config.run_dir / "checkpoints", {**self.gan.trackables(), **self.counters.trackables()}, self.strategy
         )
@@ -242,6 +243,7 @@ class GANTrainer:
                 flips=self.architecture.augment_flips,
                 crop=self.architecture.train_crop,
                 hints=self.architecture.takes_hints,
+                cutouts=self.cutouts,
             )
 
         return self.strategy.distribute_datasets_from_function(dataset_fn)

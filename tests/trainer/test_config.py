@@ -34,6 +34,7 @@ CHANGED_SETTINGS = dict(
     adversarial_weight=1.0,
     crops_per_photo=1,
     photos_per_collection=8,
+    paste_objects=Path("cutouts"),
     ema_decay=0.5,
     seed=7,
     run_dir=Path("elsewhere/run"),
@@ -175,6 +176,7 @@ def test_a_saved_run_resumes_with_the_command_that_began_it(trained_configs, tmp
         "unet_width": 1.0,
         "chroma_loss": "l1",
         "photos_per_collection": None,
+        "paste_objects": None,
         "strategy": "auto",
     }
     assert config.to_json() == {**SAVED_RUN, **newer}  # config.json's format: the same keys, in the same order

@@ -1,4 +1,5 @@
-"""The input pipeline: photos weigh the same whatever their crop count; hints as a user gives them."""
+"""The input pipeline: photos weigh the same whatever their crop count; hints as a user gives them;
+cut-outs pasted with their true colour and its luma."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from photo_folders import write_tiny_dataset
+from photo_folders import CUTOUT_RED, red_cutout, write_photos, write_tiny_dataset
+from PIL import Image
 
 from colorizer_core import contract
 from colorizer_trainer import data
@@ -121,9 +123,53 @@ def test_simulated_hints_are_patches_of_the_true_mean_colour_often_none():
 
 def test_hints_from_the_truth_carry_its_mean_colour_where_the_service_paints_them():
     truth = (np.zeros((60, 80, 3)) + (200, 30, 90)).astype(np.uint8)
-    from PIL import Image
-
     hints = hints_from_truth(Image.fromarray(truth), 5, 40, np.random.default_rng(0))
     assert len(hints) == 5
     assert {hint.color for hint in hints} == {"#c81e5a"}
     assert all(0 <= hint.x < 80 and 0 <= hint.y < 60 for hint in hints)
+
+
+@pytest.fixture
+def cutouts_folder(tmp_path: Path) -> Path:
+    """A cut-out in a subfolder, beside an opaque photo (not a cut-out)."""
+    write_photos(tmp_path / "cutouts" / "food", {"apple.png": red_cutout()})
+    return write_photos(tmp_path / "cutouts", {"photo.png": Image.new("RGB", (50, 50), (0, 90, 200))})
+
+
+def test_cutouts_are_trimmed_to_their_object_and_opaque_images_left_out(cutouts_folder: Path) -> None:
+    cutouts = data.load_cutouts(cutouts_folder).numpy()
+    assert cutouts.shape == (1, data.CUTOUT_SIDE, data.CUTOUT_SIDE, 4)
+    assert cutouts[0, ..., 3].min() == 1.0  # the 30x30 square, scaled up to fill the whole cut-out
+    assert np.allclose(cutouts[0, 48, 48, :3], np.array(CUTOUT_RED) / 255, atol=1 / 255)
+
+
+def test_a_folder_without_cutouts_is_an_error_that_says_so(tmp_path: Path) -> None:
+    Image.new("RGB", (50, 50)).save(tmp_path / "photo.png")
+    with pytest.raises(FileNotFoundError, match="transparent background"):
+        data.load_cutouts(tmp_path)
+
+
+def test_pasted_cutouts_keep_their_colour_and_the_gray_twin_its_luma(cutouts_folder: Path) -> None:
+    cutouts = data.load_cutouts(cutouts_folder)
+    colour = tf.fill((64, 48, 3), 0.5)
+    gray = tf.fill((64, 48, 1), 0.5)
+    pasted = 0
+    for index in range(40):
+        new_gray, new_colour = data.paste_cutouts(gray, colour, cutouts, tf.constant([5, index], tf.int64))
+        red = np.all(np.abs(new_colour.numpy() - np.array(CUTOUT_RED) / 255) < 1e-3, axis=-1)
+        pasted += bool(red.any())
+        luma = tf.reduce_sum(new_colour * data.LUMA_WEIGHTS, axis=-1, keepdims=True)
+        assert np.allclose(new_gray.numpy(), luma.numpy(), atol=1e-5)
+        again = data.paste_cutouts(gray, colour, cutouts, tf.constant([5, index], tf.int64))[1]
+        assert np.array_equal(again.numpy(), new_colour.numpy())  # a resumed run sees the same crops
+    assert 8 <= pasted <= 32  # about PASTE_SHARE of 40
+
+
+def test_training_batches_with_cutouts_keep_their_shapes_and_range(cropped_dataset: Path, cutouts_folder: Path) -> None:
+    files = data.EpochSampler(cropped_dataset, crops_per_photo=8, seed=0).epoch_files(0)
+    batches = data.training_batches(
+        files, batch_size=4, seed=(0, 0), flips=True, crop=16, cutouts=data.load_cutouts(cutouts_folder)
+    )
+    gray, colour, _ = next(iter(batches))
+    assert gray.shape == (4, 16, 16, 1) and colour.shape == (4, 16, 16, 3)
+    assert 0.0 <= float(tf.reduce_min(colour)) and float(tf.reduce_max(colour)) <= 1.0 + 1e-6

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from photo_folders import write_tiny_dataset
+from photo_folders import red_cutout, write_photos, write_tiny_dataset
 from pydantic import ValidationError
 from served import serve, served_ab
 from tensorflow.core.framework import types_pb2
@@ -71,7 +71,8 @@ def _trained_once(tmp_path_factory, **overrides) -> TrainedRun:
 
 @pytest.fixture(scope="module")
 def regression_run(tmp_path_factory) -> TrainedRun:
-    return _trained_once(tmp_path_factory)
+    cutouts = write_photos(tmp_path_factory.mktemp("cutouts"), {"apple.png": red_cutout()})
+    return _trained_once(tmp_path_factory, paste_objects=cutouts)
 
 
 @pytest.fixture(scope="module")
