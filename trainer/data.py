@@ -5,7 +5,8 @@ says which files share a photo), so a wallpaper cropped a hundred times weighs a
 snapshot kept whole; and, with ``photos_per_collection``, at most that many photos of each
 collection, so one large collection does not teach its own colours as everyone's. The choice, the
 shuffle and the augmentation are all seeded by the epoch's number, so a resumed run sees exactly
-the batches it would have seen and can skip those already trained on.
+the batches it would have seen and can skip those already trained on. The augmentation: random
+resized crops, flips, and, given a folder of cut-outs, real objects pasted on in their true colour.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ NO_HINT_SHARE = 0.5  # training images with no hints at all: the automatic mode 
 HINT_GEOMETRIC_P = 1 / 8  # otherwise the hint count is geometric with this p (Zhang et al. 2017)
 MAX_TRAINING_HINTS = 32
 CUTOUT_PATTERN = "*.png"
-CUTOUT_SIDE = 96  # cut-outs are held trimmed to their object and at most this large
+CUTOUT_SIDE = 96  # cut-outs are held trimmed to their object and scaled to fit a square this large
 PASTE_SHARE = 0.5  # training crops that get cut-outs pasted on; the rest stay whole photos
 PASTE_MAX_CUTOUTS = 3  # a pasted crop gets 1 to this many
 PASTE_SIZE = (0.25, 0.6)  # a cut-out's side, as a share of the crop's shorter side
