@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from colorizer_core import contract
 
@@ -256,14 +256,16 @@ def _random_resized_crop(image: tf.Tensor, side: int, seed: tf.Tensor) -> tf.Ten
 
 def load_cutouts(folder: Path) -> tf.Tensor:
     """Objects on a transparent background (``CUTOUT_PATTERN`` under ``folder``, at any depth), each
-    trimmed to its opaque part, scaled to fit and centred on a transparent ``CUTOUT_SIDE`` square: ``(N, S, S, 4)``
-    floats, colour premultiplied by alpha so that resizing leaves no fringe. Fully opaque images are
-    not cut-outs and are left out."""
-    paths = sorted(Path(folder).rglob(CUTOUT_PATTERN))
+    trimmed to its opaque part, scaled to fit and centred on a transparent ``CUTOUT_SIDE`` square:
+    ``(N, S, S, 4)`` floats, colour premultiplied by alpha so that resizing leaves no fringe. Fully
+    opaque images are not cut-outs and are left out; a file that is no image is named in the error."""
     cutouts = []
-    for path in paths:
-        with Image.open(path) as image:
-            rgba = image.convert("RGBA")
+    for path in sorted(Path(folder).rglob(CUTOUT_PATTERN)):
+        try:
+            with Image.open(path) as image:
+                rgba = image.convert("RGBA")
+        except (UnidentifiedImageError, OSError) as error:
+            raise ValueError(f"{path} cannot be read as a cut-out ({error}). Delete it or replace it with a PNG.") from None
         alpha = rgba.getchannel("A")
         if alpha.getextrema()[0] == 255 or alpha.getbbox() is None:
             continue

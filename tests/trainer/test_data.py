@@ -149,6 +149,12 @@ def test_a_folder_without_cutouts_is_an_error_that_says_so(tmp_path: Path) -> No
         data.load_cutouts(tmp_path)
 
 
+def test_a_cutout_that_is_no_image_is_named(cutouts_folder: Path) -> None:
+    (cutouts_folder / "page.png").write_text("<html>not a picture</html>")
+    with pytest.raises(ValueError, match="page.png cannot be read"):
+        data.load_cutouts(cutouts_folder)
+
+
 def test_pasted_cutouts_keep_their_colour_and_the_gray_twin_its_luma(cutouts_folder: Path) -> None:
     cutouts = data.load_cutouts(cutouts_folder)
     colour = tf.fill((64, 48, 3), 0.5)
