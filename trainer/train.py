@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 
 import keras
 import tensorflow as tf
@@ -113,10 +114,15 @@ class GANTrainer:
             global_batch_size=self.global_batch_size,
             step=self.counters.step,
         )
-        self.cutouts = None if config.paste_objects is None else data.load_cutouts(config.paste_objects)
         self.checkpoints = Checkpoints(
             config.run_dir / "checkpoints", {**self.gan.trackables(), **self.counters.trackables()}, self.strategy
         )
+
+    @cached_property
+    def cutouts(self) -> tf.Tensor | None:
+        """The objects pasted onto training crops, read when training first needs them: exporting or
+        scoring a run neither reads them nor needs their folder to still be there."""
+        return None if self.config.paste_objects is None else data.load_cutouts(self.config.paste_objects)
 
     def restore(self) -> bool:
         """Resume from the newest readable checkpoint, if any. Returns whether one was found."""
@@ -226,6 +232,7 @@ class GANTrainer:
     def distributed_batches(self, files: list[tuple[str, str]], *, epoch: int, first_step: int, steps: int):
         """The epoch's global batches from ``first_step`` on, each worker reading only its own share."""
         global_batch = self.global_batch_size
+        cutouts = self.cutouts  # read here, eagerly, not while tf.distribute builds the dataset
 
         def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
             share = data.pipeline_share(
@@ -243,7 +250,7 @@ class GANTrainer:
                 flips=self.architecture.augment_flips,
                 crop=self.architecture.train_crop,
                 hints=self.architecture.takes_hints,
-                cutouts=self.cutouts,
+                cutouts=cutouts,
             )
 
         return self.strategy.distribute_datasets_from_function(dataset_fn)

@@ -110,6 +110,15 @@ def test_colorizer_json_records_arch_size_dataset_epochs_and_validation_metrics(
     assert metadata.train["arch"] == "unet"
 
 
+def test_a_run_exports_without_the_cutouts_it_trained_with(regression_run, tmp_path):
+    cutouts = TrainConfig.load(regression_run.run_dir / "config.json").paste_objects
+    moved = cutouts.rename(tmp_path / "moved")
+    try:
+        assert export_run(regression_run.run_dir, models_dir=tmp_path / "models", evaluate=False).is_dir()
+    finally:
+        moved.rename(cutouts)
+
+
 def test_colorizer_json_holds_no_path_of_the_training_machine(regression_run):
     text = (regression_run.first_version / contract.METADATA_FILE).read_text()
     assert str(regression_run.root) not in text and "/" not in json.dumps(json.loads(text)["train"])
