@@ -20,6 +20,7 @@ import threading
 import tomllib
 import zipfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from fnmatch import fnmatch
 from functools import cache
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -101,9 +102,16 @@ def is_dockerignored(path: str) -> bool:
     return any(fnmatch(path, pattern) or path.startswith(pattern.rstrip("/") + "/") for pattern in dockerignore_patterns())
 
 
+@dataclass(frozen=True)
+class Wheel:
+    files: frozenset[str]
+    console_scripts: frozenset[str]
+    build_log: str
+
+
 @cache
-def console_scripts(dockerfile: Path) -> frozenset[str]:
-    """The console scripts a wheel built from what ``dockerfile`` copies of the project installs."""
+def wheel_of(dockerfile: Path) -> Wheel:
+    """The wheel built from what ``dockerfile`` copies of the project, as its image installs it."""
     with tempfile.TemporaryDirectory() as scratch:
         project, wheels = Path(scratch) / "project", Path(scratch) / "wheels"
         project.mkdir()
@@ -112,14 +120,15 @@ def console_scripts(dockerfile: Path) -> frozenset[str]:
                 shutil.copytree(ROOT / source, project / source, ignore=shutil.ignore_patterns("__pycache__"))
             elif (ROOT / source).is_file():
                 shutil.copy(ROOT / source, project)
-        command = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(project)]
-        subprocess.run(command, check=True, capture_output=True, timeout=TOOL_TIMEOUT_S)
+        command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(project)]
+        build = subprocess.run(command, check=True, capture_output=True, text=True, timeout=TOOL_TIMEOUT_S)
         (wheel,) = wheels.glob("*.whl")
         with zipfile.ZipFile(wheel) as archive:
-            (entry_points,) = [name for name in archive.namelist() if name.endswith(".dist-info/entry_points.txt")]
+            files = frozenset(archive.namelist())
+            (entry_points,) = [name for name in files if name.endswith(".dist-info/entry_points.txt")]
             parser = configparser.ConfigParser()
             parser.read_string(archive.read(entry_points).decode())
-    return frozenset(parser["console_scripts"])
+    return Wheel(files, frozenset(parser["console_scripts"]), build.stdout + build.stderr)
 
 
 # --- Compose files -------------------------------------------------------------------------------
@@ -261,13 +270,26 @@ def test_dockerfile_runs_as_a_non_root_user(dockerfile: Path) -> None:
 def test_dockerfile_starts_a_console_script_of_the_project(dockerfile: Path) -> None:
     entrypoint, command = values(dockerfile, "ENTRYPOINT"), values(dockerfile, "CMD")
     program = arguments((entrypoint or command)[-1])[0]
-    assert program in console_scripts(dockerfile)
+    assert program in wheel_of(dockerfile).console_scripts
 
 
 @pytest.mark.parametrize(("image", "others"), [("service", {"colorize-train"}), ("trainer", {"colorize-serve", "colorize"})])
 def test_image_installs_no_console_script_of_the_other_side(image: str, others: set[str]) -> None:
-    assert console_scripts(DOCKERFILES[image])
-    assert not console_scripts(DOCKERFILES[image]) & others
+    assert wheel_of(DOCKERFILES[image]).console_scripts
+    assert not wheel_of(DOCKERFILES[image]).console_scripts & others
+
+
+@pytest.mark.parametrize(
+    ("image", "data_file"),
+    [
+        ("service", "colorizer_service/static/index.html"),
+        ("trainer", "colorizer_trainer/weights/coco-mobilenetv3/centernet.bin"),
+    ],
+)
+def test_image_wheel_carries_its_data_files_and_builds_without_warnings(image: str, data_file: str) -> None:
+    wheel = wheel_of(DOCKERFILES[image])
+    assert data_file in wheel.files
+    assert "Warning" not in wheel.build_log, wheel.build_log
 
 
 class ReadyzHandler(BaseHTTPRequestHandler):
