@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from colorizer_core import contract
 
@@ -264,7 +264,7 @@ def load_cutouts(folder: Path) -> tf.Tensor:
         try:
             with Image.open(path) as image:
                 rgba = image.convert("RGBA")
-        except (UnidentifiedImageError, OSError) as error:
+        except OSError as error:  # PIL's unidentified and truncated images are OSErrors
             raise ValueError(f"{path} cannot be read as a cut-out ({error}). Delete it or replace it with a PNG.") from None
         alpha = rgba.getchannel("A")
         if alpha.getextrema()[0] == 255 or alpha.getbbox() is None:
