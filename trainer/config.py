@@ -77,6 +77,10 @@ class TrainConfig:
         1.0, "Ours: scale the U-Net's channels (16, 32, 64 and 128 at full, 1/2, 1/4 and 1/8 resolution) by this "
         "(tried: 0.5, no better beyond seed noise)."
     )
+    members: int = _setting(
+        1, "Ours, regression head: train this many U-Nets side by side on the one frozen backbone and average "
+        "their chroma (a deep ensemble; with --unet-width 0.5, 4 members cost about what one full-width U-Net does)."
+    )
     chroma_loss: ChromaLoss = _setting(
         "l1", "Ours, regression head: `l1` on (a, b), or `ciede2000`, the colour difference it is scored by "
         "(tried: no better beyond seed noise)."

@@ -195,6 +195,8 @@ class UNetArchitecture(Architecture):
         """The generator's output as chroma ``(B, H, W, 2)`` in [-1, 1], decoded (``color.decode_chroma``)."""
         if self.bins is None:
             chroma = tf.cast(output, tf.float32)
+            if self.config.members > 1:
+                chroma = tf.add_n(tf.split(chroma, self.config.members, axis=-1)) / self.config.members
         else:
             chroma = color.annealed_mean(output, self.bins, self.temperature)
             chroma = networks.Upsample(CLASS_HEAD_STRIDE, dtype="float32")(chroma)
@@ -213,7 +215,12 @@ class UNetArchitecture(Architecture):
 
     def generator_loss(self, fake, real, fake_score, *, global_batch_size):
         if self.bins is None:
-            parts = self.chroma_loss(fake, real, global_batch_size=global_batch_size, weight=self.l1_weight)
+            # Each member learns on its own, as if trained alone: its loss, averaged over members.
+            members = [
+                self.chroma_loss(member, real, global_batch_size=global_batch_size, weight=self.l1_weight)
+                for member in tf.split(fake, self.config.members, axis=-1)
+            ]
+            parts = {name: tf.add_n([member[name] for member in members]) / len(members) for name in members[0]}
         else:
             parts = losses.chroma_cross_entropy(
                 fake, real, self.bins, stride=CLASS_HEAD_STRIDE, global_batch_size=global_batch_size
@@ -247,6 +254,7 @@ def architecture_for(config: TrainConfig) -> Architecture:
         hints_in_decoder=config.hints_in_decoder,
         scene_detail=config.scene_detail,
         unet_width=config.unet_width,
+        members=config.members,
         chroma_loss=config.chroma_loss,
         l1_weight=config.l1_weight,
         adversarial_weight=config.adversarial_weight,
@@ -262,6 +270,7 @@ def get_architecture(
     hints_in_decoder: bool = TrainConfig.hints_in_decoder,
     scene_detail: bool = TrainConfig.scene_detail,
     unet_width: float = TrainConfig.unet_width,
+    members: int = TrainConfig.members,
     chroma_loss: ChromaLoss = TrainConfig.chroma_loss,
     l1_weight: float = TrainConfig.l1_weight,
     adversarial_weight: float = TrainConfig.adversarial_weight,
@@ -279,6 +288,7 @@ def get_architecture(
                 scene_encoder=scene_encoder,
                 hints_in_decoder=hints_in_decoder,
                 scene_detail=scene_detail,
+                members=members,
             ),
             l1_weight=l1_weight,
             adversarial_weight=adversarial_weight,

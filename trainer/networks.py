@@ -94,6 +94,9 @@ class UNetConfig:
     scene_detail: also give the COCO detector's head features, at 1/2 resolution, to the decoder at
         1/4 and 1/2 resolution, so where one object ends and another begins is known where colour is
         drawn, not only at 1/8.
+    members: U-Nets trained side by side from their own initial weights on the same inputs and the
+        one frozen backbone, whose chroma is averaged (a deep ensemble, Lakshminarayanan et al. 2017):
+        where they disagree, the average is duller and the error smaller. Regression head only.
     """
 
     widths: tuple[int, int, int, int] = UNET_WIDTHS
@@ -104,6 +107,7 @@ class UNetConfig:
     scene_encoder: bool = False
     hints_in_decoder: bool = False
     scene_detail: bool = False
+    members: int = 1
     discriminator_widths: tuple[int, ...] = (32, 64, 128)
 
     def __post_init__(self) -> None:
@@ -115,6 +119,10 @@ class UNetConfig:
             raise ValueError("`hints_in_decoder` needs `hints`. Received: hints=False, hints_in_decoder=True")
         if self.scene_detail and not self.scene_encoder:
             raise ValueError("`scene_detail` needs `scene_encoder`. Received: scene_encoder=False, scene_detail=True")
+        if self.members < 1:
+            raise ValueError(f"`members` must be at least 1. Received: members={self.members}")
+        if self.members > 1 and self.head != "regression":
+            raise ValueError(f"`members` above 1 needs the regression head. Received: head={self.head!r}")
 
 
 UNET_MULTIPLE = 8  # three stride-2 stages: input sides must divide by 8
@@ -171,36 +179,29 @@ def _conv_bn_relu(x, filters: int, name: str, *, kernel: int = 3, strides: int =
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
-def _global_fusion(x, width: int):
-    summary = layers.GlobalAveragePooling2D(keepdims=True, name="global_pool")(x)
-    summary = layers.Dense(width, activation="relu", name="global_dense1")(summary)
-    summary = layers.Dense(width, activation="relu", name="global_dense2")(summary)
-    fused = layers.Concatenate(name="global_concat")([x, BroadcastGlobal(name="global_broadcast")(summary, x)])
-    return layers.Conv2D(width, 1, activation="relu", name="global_fusion")(fused)
+def _global_fusion(x, width: int, prefix: str = ""):
+    summary = layers.GlobalAveragePooling2D(keepdims=True, name=f"{prefix}global_pool")(x)
+    summary = layers.Dense(width, activation="relu", name=f"{prefix}global_dense1")(summary)
+    summary = layers.Dense(width, activation="relu", name=f"{prefix}global_dense2")(summary)
+    fused = layers.Concatenate(name=f"{prefix}global_concat")([x, BroadcastGlobal(name=f"{prefix}global_broadcast")(summary, x)])
+    return layers.Conv2D(width, 1, activation="relu", name=f"{prefix}global_fusion")(fused)
 
 
-def _scene_fusion(gray, x, width: int, *, detail: bool):
-    """Mix the COCO backbone's features of the photo, resized to ``x``'s positions, into ``x``.
-
-    Returns the mix and, with ``detail``, the detector's head features projected for the decoder.
-    """
-    features = SceneEncoder(detail=detail, name="scene_encoder")(gray)
-    pyramid = features[:2]  # at 1/8 and 1/16
-    resized = [ResizeLike(name=f"scene_resize{index}")(feature, x) for index, feature in enumerate(pyramid)]
-    fused = _conv_bn_relu(layers.Concatenate(name="scene_concat")([x, *resized]), width, "scene_fusion", kernel=1)
-    if not detail:
-        return fused, None
-    return fused, _conv_bn_relu(features[2], SCENE_DETAIL_WIDTH, "scene_detail", kernel=1)
+def _scene_fusion(features, x, width: int, prefix: str = ""):
+    """Mix the COCO backbone's features at 1/8 and 1/16 (``features[:2]``), resized to ``x``'s positions, into ``x``."""
+    resized = [ResizeLike(name=f"{prefix}scene_resize{index}")(feature, x) for index, feature in enumerate(features[:2])]
+    concatenated = layers.Concatenate(name=f"{prefix}scene_concat")([x, *resized])
+    return _conv_bn_relu(concatenated, width, f"{prefix}scene_fusion", kernel=1)
 
 
 def build_unet_generator(config: UNetConfig = UNetConfig()) -> keras.Model:
     """Gray ``(B, H, W, 1)`` in [0, 1] (and hints ``(B, H, W, 4)``) to the head's output.
 
-    ``regression``: chroma ``(B, H, W, 2)``, Lab (a, b) / AB_SCALE in [-1, 1].
+    ``regression``: chroma ``(B, H, W, 2)``, Lab (a, b) / AB_SCALE in [-1, 1]; with several
+    ``members``, each member's chroma side by side, ``(B, H, W, 2 * members)``.
     ``classes``: logits ``(B, H/4, W/4, Q)`` over the Q (a, b) bins of ``color.gamut_ab_bins``.
     Fully convolutional: H and W may be any multiples of 8.
     """
-    full, half, quarter, eighth = config.widths
     gray = layers.Input((None, None, 1), name="gray")
     inputs = [gray]
     x = layers.Rescaling(2.0, offset=-1.0, name="center")(gray)  # [0, 1] -> [-1, 1]
@@ -215,36 +216,50 @@ def build_unet_generator(config: UNetConfig = UNetConfig()) -> keras.Model:
                 factor: [layers.AveragePooling2D(factor, padding="same", name=f"hints_down{factor}")(hint_features)]
                 for factor in decoder_joins
             }
+    # The backbone is frozen, so its features are computed once and shared by every member.
+    scene = SceneEncoder(detail=config.scene_detail, name="scene_encoder")(gray) if config.scene_encoder else None
+    if config.members == 1:
+        output = _unet(x, scene, decoder_joins, config)
+    else:
+        members = [_unet(x, scene, decoder_joins, config, prefix=f"m{member}_") for member in range(config.members)]
+        output = layers.Concatenate(dtype="float32", name="member_chroma")(members)
+    return keras.Model(inputs if len(inputs) > 1 else gray, output, name="unet_generator")
 
-    e1 = _conv_bn_relu(x, full, "enc1")  # (B, H, W, full)
-    e2 = _conv_bn_relu(e1, half, "enc2_down", strides=2)
-    e2 = _conv_bn_relu(e2, half, "enc2")  # (B, H/2, W/2, half)
-    e3 = _conv_bn_relu(e2, quarter, "enc3_down", strides=2)
-    e3 = _conv_bn_relu(e3, quarter, "enc3")  # (B, H/4, W/4, quarter)
-    x = _conv_bn_relu(e3, eighth, "enc4_down", strides=2)
-    if config.scene_encoder:
-        x, scene_detail = _scene_fusion(gray, x, eighth, detail=config.scene_detail)
-        if scene_detail is not None:
-            for factor, like in ((4, e3), (2, e2)):
-                decoder_joins[factor].append(ResizeLike(name=f"scene_detail{factor}")(scene_detail, like))
+
+def _unet(x, scene, decoder_joins: dict[int, list], config: UNetConfig, prefix: str = ""):
+    """One U-Net from the centred gray (and hint features) ``x`` to the head's output; ``scene``: the
+    backbone's features, or None. ``prefix`` names its layers apart from another member's."""
+    full, half, quarter, eighth = config.widths
+    decoder_joins = {factor: list(joins) for factor, joins in decoder_joins.items()}
+    e1 = _conv_bn_relu(x, full, f"{prefix}enc1")  # (B, H, W, full)
+    e2 = _conv_bn_relu(e1, half, f"{prefix}enc2_down", strides=2)
+    e2 = _conv_bn_relu(e2, half, f"{prefix}enc2")  # (B, H/2, W/2, half)
+    e3 = _conv_bn_relu(e2, quarter, f"{prefix}enc3_down", strides=2)
+    e3 = _conv_bn_relu(e3, quarter, f"{prefix}enc3")  # (B, H/4, W/4, quarter)
+    x = _conv_bn_relu(e3, eighth, f"{prefix}enc4_down", strides=2)
+    if scene is not None:
+        x = _scene_fusion(scene, x, eighth, prefix)
+    if config.scene_detail:
+        detail = _conv_bn_relu(scene[2], SCENE_DETAIL_WIDTH, f"{prefix}scene_detail", kernel=1)
+        for factor, like in ((4, e3), (2, e2)):
+            decoder_joins[factor].append(ResizeLike(name=f"{prefix}scene_detail{factor}")(detail, like))
     bottleneck_in = x
     for dilation in config.bottleneck_dilations:
-        x = _conv_bn_relu(x, eighth, f"bottleneck_d{dilation}", dilation=dilation)
-    x = layers.Add(name="bottleneck_residual")([x, bottleneck_in])  # (B, H/8, W/8, eighth)
+        x = _conv_bn_relu(x, eighth, f"{prefix}bottleneck_d{dilation}", dilation=dilation)
+    x = layers.Add(name=f"{prefix}bottleneck_residual")([x, bottleneck_in])  # (B, H/8, W/8, eighth)
     if config.global_context:
-        x = _global_fusion(x, eighth)
+        x = _global_fusion(x, eighth, prefix)
 
-    x = Upsample(name="dec3_up")(x)
-    x = _conv_bn_relu(layers.Concatenate(name="dec3_concat")([x, e3, *decoder_joins[4]]), quarter, "dec3")  # (B, H/4, W/4, quarter)
+    x = Upsample(name=f"{prefix}dec3_up")(x)
+    x = layers.Concatenate(name=f"{prefix}dec3_concat")([x, e3, *decoder_joins[4]])
+    x = _conv_bn_relu(x, quarter, f"{prefix}dec3")  # (B, H/4, W/4, quarter)
     if config.head == "classes":
         bins = int(color.gamut_ab_bins().shape[0])
-        output = layers.Conv2D(bins, 1, dtype="float32", name="ab_logits")(x)
-    else:
-        x = Upsample(name="dec2_up")(x)
-        x = _conv_bn_relu(layers.Concatenate(name="dec2_concat")([x, e2, *decoder_joins[2]]), half, "dec2")
-        chroma = layers.Conv2D(2, 1, activation="tanh", dtype="float32", name="chroma_half")(x)
-        output = Upsample(dtype="float32", name="chroma")(chroma)
-    return keras.Model(inputs if len(inputs) > 1 else gray, output, name="unet_generator")
+        return layers.Conv2D(bins, 1, dtype="float32", name=f"{prefix}ab_logits")(x)
+    x = Upsample(name=f"{prefix}dec2_up")(x)
+    x = _conv_bn_relu(layers.Concatenate(name=f"{prefix}dec2_concat")([x, e2, *decoder_joins[2]]), half, f"{prefix}dec2")
+    chroma = layers.Conv2D(2, 1, activation="tanh", dtype="float32", name=f"{prefix}chroma_half")(x)
+    return Upsample(dtype="float32", name=f"{prefix}chroma")(chroma)
 
 
 def build_patch_discriminator(config: UNetConfig = UNetConfig()) -> keras.Model:

@@ -95,6 +95,12 @@ def test_training_ours_exports_a_savedmodel_with_the_contracts_signature(regress
     _assert_serves_the_contracts_signature(regression_run.first_version, {contract.INPUT_KEY, contract.HINTS_KEY}, hints=True)
 
 
+def test_members_export_one_savedmodel_that_serves_their_average_colour(tiny_dataset, tmp_path):
+    version_dir = _train(tiny_dataset, tmp_path, "unet", members=2, unet_width=0.25)
+    _assert_serves_the_contracts_signature(version_dir, {contract.INPUT_KEY, contract.HINTS_KEY}, hints=True)
+    assert ModelMetadata.read(version_dir).train["members"] == 2
+
+
 def test_training_the_seeds_gan_exports_a_savedmodel_with_the_contracts_signature(tiny_dataset, tmp_path):
     _assert_serves_the_contracts_signature(_train(tiny_dataset, tmp_path, "seed"), {contract.INPUT_KEY}, hints=False)
 

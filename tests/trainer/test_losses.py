@@ -1,4 +1,4 @@
-"""Losses: the seed's discriminator never shapes its generator; ours does."""
+"""Losses: the seed's discriminator never shapes its generator; ours does; each of our members learns on its own."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from colorizer_trainer import color, losses
+from colorizer_trainer.gans import get_architecture
 
 BATCH = 2
 
@@ -108,3 +109,13 @@ def test_our_discriminator_loss_averages_its_real_and_fake_terms():
     )
     assert float(parts["fake"]) == pytest.approx(np.log1p(np.exp(1.0)), rel=1e-5)  # BCE(0, sigmoid(1))
     assert float(parts["total"]) == pytest.approx(0.5 * (float(parts["real"]) + float(parts["fake"])))
+
+
+def test_each_member_learns_from_its_own_loss_and_serves_the_average():
+    members = get_architecture("unet", members=2, l1_weight=1.0)
+    real = tf.zeros((BATCH, 4, 4, 2))
+    fake = tf.concat([tf.fill((BATCH, 4, 4, 2), 0.4), tf.fill((BATCH, 4, 4, 2), -0.2)], axis=-1)
+
+    # Averaged first, their errors would cancel to 0.1; each member's counts: (0.4 + 0.2) / 2.
+    assert float(members.generator_loss(fake, real, None, global_batch_size=BATCH)["l1"]) == pytest.approx(0.3)
+    assert np.allclose(members.chroma(fake).numpy(), 0.1)

@@ -37,8 +37,8 @@ def test_seed_discriminator_outputs_one_probability_per_image():
     assert [layer.units for layer in discriminator.layers if hasattr(layer, "units")] == [512, 128, 16, 1]
 
 
-def _inputs(height: int, width: int, *, hints: np.ndarray | None = None) -> list[np.ndarray]:
-    gray = np.full((1, height, width, 1), 0.5, np.float32)
+def _inputs(height: int, width: int, *, gray: np.ndarray | None = None, hints: np.ndarray | None = None) -> list[np.ndarray]:
+    gray = np.full((1, height, width, 1), 0.5, np.float32) if gray is None else gray
     return [gray, np.zeros((1, height, width, 4), np.float32) if hints is None else hints]
 
 
@@ -66,6 +66,35 @@ def test_the_width_multiplier_scales_every_stage_of_the_unet():
     generator = networks.build_unet_generator(networks.UNetConfig(widths=networks.scaled_widths(0.5)))
     stages = ("enc1", "enc2", "enc3", "enc4_down", "dec3", "dec2")
     assert [generator.get_layer(name).filters for name in stages] == [8, 16, 32, 64, 32, 16]
+
+
+def test_four_half_width_members_cost_about_what_one_full_width_unet_does():
+    def gflops(members: int, width: float) -> float:
+        config = networks.UNetConfig(scene_encoder=True, members=members, widths=networks.scaled_widths(width))
+        return count_flops(networks.build_unet_generator(config), [(200, 200, 1), (200, 200, 4)]) / 1e9
+
+    assert gflops(4, 0.5) == pytest.approx(gflops(1, 1.0), rel=0.05)
+
+
+def test_members_share_the_one_backbone_and_each_has_its_own_unet():
+    config = networks.UNetConfig(scene_encoder=True, members=3, widths=networks.scaled_widths(0.25))
+    generator = networks.build_unet_generator(config)
+
+    assert [layer.name for layer in generator.layers if layer.name.endswith("scene_encoder")] == ["scene_encoder"]
+    assert [generator.get_layer(f"m{member}_enc1").filters for member in range(3)] == [4, 4, 4]
+    assert generator.output_shape == (None, None, None, 2 * 3)
+
+
+def test_members_start_from_their_own_weights_so_their_colours_differ():
+    config = networks.UNetConfig(members=2, widths=networks.scaled_widths(0.25))
+    gray = np.random.default_rng(0).uniform(size=(1, 16, 16, 1)).astype(np.float32)
+    chroma = networks.build_unet_generator(config)(_inputs(16, 16, gray=gray)).numpy()
+    assert not np.allclose(chroma[..., :2], chroma[..., 2:])
+
+
+def test_unet_config_rejects_members_without_the_regression_head():
+    with pytest.raises(ValueError, match="members"):
+        networks.UNetConfig(head="classes", members=2)
 
 
 @pytest.mark.parametrize("height, width", [(200, 200), (64, 96), (8, 8)])
