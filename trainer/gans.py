@@ -192,10 +192,11 @@ class UNetArchitecture(Architecture):
         return color.rgb_to_lab(rgb)[..., 1:] / color.AB_SCALE  # (B, H, W, 2) in [-1, 1]
 
     def chroma(self, output: tf.Tensor, photo_gains: tf.Tensor | None = None) -> tf.Tensor:
-        """The generator's output as chroma ``(B, H, W, 2)`` in [-1, 1], decoded (``color.decode_chroma``)."""
+        """The generator's output as chroma ``(B, H, W, 2)`` in [-1, 1], decoded (``color.decode_chroma``); a
+        true chroma (what the discriminator also judges) passes through as it is."""
         if self.bins is None:
             chroma = tf.cast(output, tf.float32)
-            if self.config.members > 1:
+            if chroma.shape[-1] == 2 * self.config.members > 2:  # each member's chroma side by side: their mean
                 chroma = tf.add_n(tf.split(chroma, self.config.members, axis=-1)) / self.config.members
         else:
             chroma = color.annealed_mean(output, self.bins, self.temperature)

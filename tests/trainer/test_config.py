@@ -28,8 +28,8 @@ CHANGED_SETTINGS = dict(
     scene_encoder=False,
     hints_in_decoder=True,
     scene_detail=True,
-    unet_width=0.5,
-    members=4,
+    unet_width=0.25,
+    members=2,
     chroma_loss="ciede2000",
     l1_weight=10.0,
     adversarial_weight=1.0,
@@ -133,6 +133,7 @@ def test_an_architecture_built_without_settings_has_the_configurations_defaults(
     if arch == "unet":
         assert (architecture.l1_weight, architecture.adversarial_weight) == (TrainConfig.l1_weight, TrainConfig.adversarial_weight)
         assert architecture.config.head == TrainConfig.head
+        assert architecture.config.members == TrainConfig.members
         assert architecture.chroma_loss is losses.CHROMA_LOSSES[TrainConfig.chroma_loss]
 
 
@@ -165,11 +166,13 @@ def test_a_saved_run_resumes_with_the_command_that_began_it(trained_configs, tmp
     saved = tmp_path / "config.json"
     saved.write_text(json.dumps(SAVED_RUN))
     _train("data9", "--epochs", 1000, "--batch-size", 16, "--head", "classes", "--run-dir", "runs/v_classes",
-           "--validate-every-min", 9, "--time-budget-min", 45, "--threads", 1, "--no-scene-encoder")
+           "--validate-every-min", 9, "--time-budget-min", 45, "--threads", 1, "--no-scene-encoder",
+           "--members", 1, "--unet-width", 1.0)
 
     ((config, _),) = trained_configs
     assert TrainConfig.load(saved).differences(config) == []
-    # Settings added since: the backbone off (the run predates it, and says so by leaving it out), the rest at their defaults.
+    # Settings added since: the backbone off and one full-width U-Net (the run predates them, and says so by leaving
+    # them out), the rest at their defaults.
     newer = {
         "scene_encoder": False,
         "hints_in_decoder": False,
@@ -204,3 +207,8 @@ def test_evaluate_and_hints_curve_score_the_same_split_the_same_way_by_default()
     evaluate, hints_curve = _defaults("evaluate"), _defaults("hints-curve")
 
     assert all(evaluate[name] == hints_curve[name] for name in ("split", "per_photo", "grid_rows"))
+
+
+def test_the_classes_head_is_refused_more_than_one_member_before_anything_is_written():
+    with pytest.raises(ValueError, match="--members 1"):
+        TrainConfig(data=Path("data"), head="classes", members=2)

@@ -77,7 +77,7 @@ def regression_run(tmp_path_factory) -> TrainedRun:
 
 @pytest.fixture(scope="module")
 def classes_run(tmp_path_factory) -> TrainedRun:
-    return _trained_once(tmp_path_factory, head="classes")
+    return _trained_once(tmp_path_factory, head="classes", members=1)
 
 
 def _assert_serves_the_contracts_signature(version_dir: Path, inputs: set[str], *, hints: bool) -> None:
