@@ -46,7 +46,7 @@ def _train(dataset: Path, root: Path, *, epochs: int, devices: int = 1, strategy
     command = [
         sys.executable, "-c", LAUNCH, str(devices), "train", str(dataset), "--epochs", str(epochs), "--batch-size", "2",
         "--threads", "1", "--strategy", strategy, "--run-dir", str(root / "run"), "--models-dir", str(root / "models"),
-        "--validate-every-min", "100",
+        "--validate-every-min", "100", "--members", "1",  # one U-Net: replicas share a step alike whatever the model
     ]  # fmt: skip
     return subprocess.Popen(
         command, env=os.environ | (env or {}), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

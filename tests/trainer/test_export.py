@@ -46,10 +46,11 @@ from colorizer_trainer.train import prepare_run
 
 
 def _train(dataset: Path, tmp_path: Path, arch: str, **overrides) -> Path:
-    """One epoch, exported; without the COCO backbone unless asked (untrained, it saturates the chroma)."""
+    """One epoch, exported; without the COCO backbone unless asked (untrained, it saturates the chroma), and with
+    one U-Net unless asked (exporting several is tested on its own)."""
     config = TrainConfig(
         data=dataset, arch=arch, epochs=1, batch_size=2, run_dir=tmp_path / f"run_{arch}",
-        models_dir=tmp_path / "models" / "colorizer", **{"scene_encoder": False, **overrides},
+        models_dir=tmp_path / "models" / "colorizer", **{"scene_encoder": False, "members": 1, **overrides},
     )  # fmt: skip
     return train_and_export(config)
 
@@ -77,7 +78,7 @@ def regression_run(tmp_path_factory) -> TrainedRun:
 
 @pytest.fixture(scope="module")
 def classes_run(tmp_path_factory) -> TrainedRun:
-    return _trained_once(tmp_path_factory, head="classes", members=1)
+    return _trained_once(tmp_path_factory, head="classes")
 
 
 def _assert_serves_the_contracts_signature(version_dir: Path, inputs: set[str], *, hints: bool) -> None:
@@ -166,7 +167,7 @@ def test_each_export_is_the_next_version_and_leaves_no_temporary_folder(regressi
 
 
 def test_a_failed_export_publishes_nothing(tiny_dataset, tmp_path):
-    trainer = prepare_run(TrainConfig(data=tiny_dataset, arch="unet", run_dir=tmp_path / "run", scene_encoder=False))
+    trainer = prepare_run(TrainConfig(data=tiny_dataset, arch="unet", run_dir=tmp_path / "run", scene_encoder=False, members=1))
     models_root = tmp_path / "models"
 
     def broken_evaluation(staging: Path) -> dict[str, float]:
@@ -180,7 +181,7 @@ def test_a_failed_export_publishes_nothing(tiny_dataset, tmp_path):
 
 
 def test_an_export_with_a_field_colorizer_json_does_not_have_writes_nothing(tiny_dataset, tmp_path):
-    trainer = prepare_run(TrainConfig(data=tiny_dataset, arch="unet", run_dir=tmp_path / "run", scene_encoder=False))
+    trainer = prepare_run(TrainConfig(data=tiny_dataset, arch="unet", run_dir=tmp_path / "run", scene_encoder=False, members=1))
     models_root = tmp_path / "models"
 
     with pytest.raises(ValidationError, match="epoch"):

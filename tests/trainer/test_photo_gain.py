@@ -106,8 +106,9 @@ def scene_run(tmp_path_factory) -> Path:
     """One epoch of ours with the COCO backbone; each test exports to its own folder."""
     root = tmp_path_factory.mktemp("scene")
     config = TrainConfig(
-        data=write_tiny_dataset(root / "data"), arch="unet", scene_encoder=True, epochs=1, batch_size=2, run_dir=root / "run"
-    )
+        data=write_tiny_dataset(root / "data"), arch="unet", scene_encoder=True, members=1, epochs=1, batch_size=2,
+        run_dir=root / "run",
+    )  # one U-Net: the gain per photo reads the backbone, which every member shares
     train_and_export(config, export=False)
     return root / "run"
 
