@@ -58,8 +58,14 @@ class Architecture(ABC):
     def target(self, rgb: tf.Tensor) -> tf.Tensor:
         """What the generator should output for this RGB photo."""
 
+    def prediction(self, output: tf.Tensor) -> tf.Tensor:
+        """The generator's output as one prediction in the target's form, undecoded: what the discriminator
+        judges beside a target."""
+        return output
+
     @abstractmethod
-    def discriminate(self, discriminator, gray, output, *, training: bool) -> tf.Tensor: ...
+    def discriminate(self, discriminator, gray, prediction, *, training: bool) -> tf.Tensor:
+        """The discriminator's score for a ``prediction`` (or a target) of the photo ``gray``."""
 
     def decoding(self) -> dict[str, float]:
         """How the generator's output becomes colour, as an export records it (none by default)."""
@@ -132,8 +138,8 @@ class SeedArchitecture(Architecture):
     def target(self, rgb):
         return rgb
 
-    def discriminate(self, discriminator, gray, output, *, training):
-        return discriminator(output, training=training)
+    def discriminate(self, discriminator, gray, prediction, *, training):
+        return discriminator(prediction, training=training)
 
     def generator_loss(self, fake, real, fake_score, *, global_batch_size):
         return losses.seed_generator_loss(fake, real, fake_score, global_batch_size=global_batch_size)
@@ -191,18 +197,22 @@ class UNetArchitecture(Architecture):
     def target(self, rgb):
         return color.rgb_to_lab(rgb)[..., 1:] / color.AB_SCALE  # (B, H, W, 2) in [-1, 1]
 
-    def chroma(self, output: tf.Tensor, photo_gains: tf.Tensor | None = None) -> tf.Tensor:
-        """The generator's output as chroma ``(B, H, W, 2)`` in [-1, 1], decoded (``color.decode_chroma``); a
-        true chroma (what the discriminator also judges) passes through as it is."""
+    def _members(self, output: tf.Tensor) -> list[tf.Tensor]:
+        """A regression head's output as each member's chroma ``(B, H, W, 2)``."""
+        return tf.split(tf.cast(output, tf.float32), self.config.members, axis=-1)
+
+    def prediction(self, output: tf.Tensor) -> tf.Tensor:
+        """Chroma ``(B, H, W, 2)`` in [-1, 1], undecoded: the members' mean, or a classes head's annealed mean."""
         if self.bins is None:
-            chroma = tf.cast(output, tf.float32)
-            if chroma.shape[-1] == 2 * self.config.members > 2:  # each member's chroma side by side: their mean
-                chroma = tf.add_n(tf.split(chroma, self.config.members, axis=-1)) / self.config.members
-        else:
-            chroma = color.annealed_mean(output, self.bins, self.temperature)
-            chroma = networks.Upsample(CLASS_HEAD_STRIDE, dtype="float32")(chroma)
+            members = self._members(output)
+            return tf.add_n(members) / len(members)
+        chroma = color.annealed_mean(output, self.bins, self.temperature)
+        return networks.Upsample(CLASS_HEAD_STRIDE, dtype="float32")(chroma)
+
+    def chroma(self, output: tf.Tensor, photo_gains: tf.Tensor | None = None) -> tf.Tensor:
+        """The generator's output as chroma ``(B, H, W, 2)`` in [-1, 1], decoded (``color.decode_chroma``)."""
         gain = self.chroma_gain if photo_gains is None else photo_gains
-        return color.decode_chroma(chroma, gain=gain, threshold=self.chroma_threshold)
+        return color.decode_chroma(self.prediction(output), gain=gain, threshold=self.chroma_threshold)
 
     def decoding(self) -> dict[str, float]:
         """The decoding choices an export records: the gain and threshold, how far hints spread and the
@@ -211,15 +221,15 @@ class UNetArchitecture(Architecture):
         chroma |= {"hint_spread": self.hint_spread, "hinted_max_gain": self.hinted_max_gain}
         return {**chroma, **({"temperature": self.temperature} if self.bins is not None else {})}
 
-    def discriminate(self, discriminator, gray, output, *, training):
-        return discriminator([gray, self.chroma(output)], training=training)
+    def discriminate(self, discriminator, gray, prediction, *, training):
+        return discriminator([gray, prediction], training=training)
 
     def generator_loss(self, fake, real, fake_score, *, global_batch_size):
         if self.bins is None:
             # Each member learns on its own, as if trained alone: its loss, averaged over members.
             members = [
                 self.chroma_loss(member, real, global_batch_size=global_batch_size, weight=self.l1_weight)
-                for member in tf.split(fake, self.config.members, axis=-1)
+                for member in self._members(fake)
             ]
             parts = {name: tf.add_n([member[name] for member in members]) / len(members) for name in members[0]}
         else:

@@ -114,7 +114,9 @@ class GANStep:
         adversarial = self.discriminator is not None
         with tf.GradientTape() as generator_tape, tf.GradientTape() as discriminator_tape:
             fake = self.generator(self.generator_inputs(gray, hints), training=True)
-            fake_score = arch.discriminate(self.discriminator, gray, fake, training=True) if adversarial else None
+            fake_score = (
+                arch.discriminate(self.discriminator, gray, arch.prediction(fake), training=True) if adversarial else None
+            )
             generator_losses = arch.generator_loss(fake, target, fake_score, global_batch_size=self.global_batch_size)
             # Under mixed precision the loss is scaled up, inside the tape, so float16 gradients don't underflow.
             generator_objective = _scaled(self.generator_optimizer, generator_losses["total"])

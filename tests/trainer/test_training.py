@@ -37,11 +37,12 @@ def _config(dataset: Path, run_dir: Path, **overrides) -> TrainConfig:
     [
         {"arch": "unet"},
         {"arch": "unet", "head": "regression", "adversarial_weight": 1.0},
+        {"arch": "unet", "head": "classes", "adversarial_weight": 1.0},
         {"arch": "unet", "head": "regression", "chroma_loss": "ciede2000"},
         {"arch": "unet", "members": 2, "adversarial_weight": 1.0},
         {"arch": "seed"},
     ],
-    ids=["ours", "ours-regression-gan", "ours-ciede2000", "ours-members-gan", "seed"],
+    ids=["ours", "ours-regression-gan", "ours-classes-gan", "ours-ciede2000", "ours-members-gan", "seed"],
 )
 def test_each_architecture_trains_an_epoch_and_checkpoints_it(options, tiny_dataset, tmp_path):
     trainer = prepare_run(_config(tiny_dataset, tmp_path / "run", **options))
