@@ -47,10 +47,12 @@ from colorizer_trainer.train import prepare_run
 
 def _train(dataset: Path, tmp_path: Path, arch: str, **overrides) -> Path:
     """One epoch, exported; without the COCO backbone unless asked (untrained, it saturates the chroma), and with
-    one U-Net unless asked (exporting several is tested on its own)."""
+    one U-Net at half width unless asked (exporting several is tested on its own; after one epoch a narrower one
+    leaves a photo nearly gray, and these tests need the model's own colour to tell it from the hints')."""
     config = TrainConfig(
         data=dataset, arch=arch, epochs=1, batch_size=2, run_dir=tmp_path / f"run_{arch}",
-        models_dir=tmp_path / "models" / "colorizer", **{"scene_encoder": False, "members": 1, **overrides},
+        models_dir=tmp_path / "models" / "colorizer",
+        **{"scene_encoder": False, "members": 1, "unet_width": 0.5, **overrides},
     )  # fmt: skip
     return train_and_export(config)
 

@@ -68,12 +68,14 @@ def test_the_width_multiplier_scales_every_stage_of_the_unet():
     assert [generator.get_layer(name).filters for name in stages] == [8, 16, 32, 64, 32, 16]
 
 
-def test_four_half_width_members_cost_about_what_one_full_width_unet_does():
+def test_four_at_half_width_or_eight_at_035_cost_about_what_one_full_width_unet_does():
     def gflops(members: int, width: float) -> float:
         config = networks.UNetConfig(scene_encoder=True, members=members, widths=networks.scaled_widths(width))
         return count_flops(networks.build_unet_generator(config), [(200, 200, 1), (200, 200, 4)]) / 1e9
 
-    assert gflops(4, 0.5) == pytest.approx(gflops(1, 1.0), rel=0.05)
+    one_full_width = gflops(1, 1.0)
+    assert gflops(4, 0.5) == pytest.approx(one_full_width, rel=0.05)
+    assert gflops(8, 0.35) == pytest.approx(one_full_width, rel=0.05)
 
 
 def test_members_share_the_one_backbone_and_each_has_its_own_unet():
