@@ -80,7 +80,7 @@ class TrainConfig:
     members: int = _setting(
         8, "Ours, regression head: train this many U-Nets side by side on the one frozen backbone and average "
         "their chroma (a deep ensemble; 4 at width 0.5 or 8 at 0.35 cost what one full-width U-Net does; "
-        "4 beat the one on the folds, 8 beat the 4)."
+        "on the folds 4 beat the one, and 8 the 4)."
     )
     chroma_loss: ChromaLoss = _setting(
         "l1", "Ours, regression head: `l1` on (a, b), or `ciede2000`, the colour difference it is scored by "
