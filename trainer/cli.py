@@ -177,6 +177,7 @@ def fit_photo_gain_command(
     leans: Annotated[
         Optional[list[float]], typer.Option(help="Leans towards colour to score (repeatable): ΔE2000 a photo may give up per unit of gain.")
     ] = None,
+    doubt: Annotated[bool, typer.Option(help="Also read how much the members disagree about the photo's colour.")] = False,
 ) -> None:
     """Fit a chroma gain per photo, from the COCO backbone's view of it, on the runs' validation photos; print each lean's metrics and the choice."""
     quiet_tensorflow()
@@ -185,7 +186,11 @@ def fit_photo_gain_command(
 
     try:
         fit, results = runs.fit_photo_gain(
-            run_dirs, chroma_threshold=chroma_threshold, gains=gains or photo_gain.GAINS, leans=leans or photo_gain.LEANS
+            run_dirs,
+            chroma_threshold=chroma_threshold,
+            gains=gains or photo_gain.GAINS,
+            leans=leans or photo_gain.LEANS,
+            doubt=doubt,
         )
     except (FileNotFoundError, ValueError) as error:
         raise _fail(error) from None

@@ -8,19 +8,22 @@ give a photo, and the exported graph colours each photo at the gain whose predic
 ``lean`` x gain (a lean towards colour, chosen on validation like the other decoding choices), is
 lowest. The regression is fitted on fold runs' held-out photos (``runs.fit_photo_gain``), whose
 collections their generators never saw, as the photos served will be.
+
+Where the generator is several U-Nets side by side, how much they disagree about a photo's colour
+is a second view of whether colouring it will help: with ``doubt``, the summary also holds it.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
-from keras import layers
+from keras import layers, ops
 
 from colorizer_core.metadata import PhotoGainChoice
 
@@ -29,16 +32,44 @@ LEANS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)  # ΔE2000 a photo may give 
 RIDGE_STRENGTH = 1000.0  # on standardized features, from a few hundred photos per fit
 
 
-def with_scene_summary(generator: keras.Model) -> keras.Model:
+def with_scene_summary(generator: keras.Model, *, doubt: bool = False) -> keras.Model:
     """The generator with a second output: its scene encoder's features at 1/16 and 1/32,
-    averaged over the photo ``(B, F)``, computed once for both outputs."""
+    averaged over the photo ``(B, F)``, computed once for both outputs; with ``doubt``, followed by
+    the members' doubt (``MembersDoubt``)."""
     try:
         encoder = generator.get_layer("scene_encoder")
     except ValueError:
         raise ValueError("A gain per photo is picked from the COCO backbone's features: train with --scene-encoder.") from None
-    pooled = [layers.GlobalAveragePooling2D(name=f"scene_pool{index}")(feature) for index, feature in enumerate(encoder.output[:2])]
-    summary = layers.Concatenate(name="scene_summary", dtype="float32")(pooled)
+    parts = [layers.GlobalAveragePooling2D(name=f"scene_pool{index}")(feature) for index, feature in enumerate(encoder.output[:2])]
+    if doubt:
+        try:
+            member_chroma = generator.get_layer("member_chroma").output
+        except ValueError:
+            raise ValueError("The members' doubt needs several U-Nets: train with --members 2 or more.") from None
+        parts.append(MembersDoubt(member_chroma.shape[-1] // 2, name="members_doubt")(member_chroma))
+    summary = layers.Concatenate(name="scene_summary", dtype="float32")(parts)
     return keras.Model(generator.inputs, [generator.output, summary], name="generator_and_scene")
+
+
+class MembersDoubt(layers.Layer):
+    """Members' chroma side by side ``(B, H, W, 2 * members)`` to how sure they are of the photo's
+    colour ``(B, 3)``, each averaged over its pixels: the saturation of their mean, their RMS spread
+    about it, and the share of the first in the two's sum (1 where they all agree)."""
+
+    def __init__(self, members: int, **kwargs) -> None:
+        super().__init__(dtype="float32", **kwargs)
+        self.members = members
+
+    def call(self, member_chroma):
+        shape = ops.shape(member_chroma)
+        chroma = ops.reshape(ops.cast(member_chroma, "float32"), (shape[0], shape[1], shape[2], self.members, 2))
+        mean = ops.mean(chroma, axis=3, keepdims=True)
+        saturation = ops.mean(ops.sqrt(ops.sum(ops.square(mean), axis=-1)), axis=(1, 2, 3))
+        spread = ops.mean(ops.sqrt(ops.mean(ops.sum(ops.square(chroma - mean), axis=-1), axis=3)), axis=(1, 2))
+        return ops.stack([saturation, spread, saturation / (saturation + spread + 1e-6)], axis=-1)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "members": self.members}
 
 
 @dataclass(frozen=True)
@@ -46,8 +77,8 @@ class PhotoGainFit:
     """A fitted choice of gain per photo, as ``fit-photo-gain`` writes it and ``export --photo-gain`` reads it.
 
     ``weights`` ``(F, K)`` and ``bias`` ``(K,)`` predict each of the K ``gains``' ΔE2000 from a
-    photo's scene summary (its standardization folded in). ``chroma_threshold`` is the decoding they
-    were fitted under; ``fitted_on`` names the runs (folder names only).
+    photo's scene summary (its standardization folded in; with ``doubt``, the members' doubt ends it).
+    ``chroma_threshold`` is the decoding they were fitted under; ``fitted_on`` names the runs (folder names only).
     """
 
     gains: tuple[float, ...]
@@ -56,13 +87,14 @@ class PhotoGainFit:
     weights: np.ndarray
     bias: np.ndarray
     fitted_on: tuple[str, ...] = ()
+    doubt: bool = False
 
     def choose(self, summaries: np.ndarray) -> np.ndarray:
         """Index into ``gains`` of each photo's gain."""
         return np.argmin(summaries @ self.weights + self.bias - self.lean * np.asarray(self.gains), axis=-1)
 
     def with_lean(self, lean: float) -> PhotoGainFit:
-        return PhotoGainFit(self.gains, lean, self.chroma_threshold, self.weights, self.bias, self.fitted_on)
+        return replace(self, lean=lean)
 
     def write(self, path: Path) -> Path:
         document = {**asdict(self), "weights": self.weights.tolist(), "bias": self.bias.tolist()}
@@ -80,6 +112,7 @@ class PhotoGainFit:
                 weights=np.asarray(document["weights"], np.float32),
                 bias=np.asarray(document["bias"], np.float32),
                 fitted_on=tuple(document["fitted_on"]),
+                doubt=document.get("doubt", False),  # fits written before it had none
             )
         except KeyError as missing:
             raise ValueError(f"{path} is not written by `fit-photo-gain`: it has no {missing}.") from None
@@ -121,24 +154,23 @@ class PhotoGain(tf.Module):
     The regression's weights are variables, so an exported version carries them and can be exported again.
     """
 
-    def __init__(
-        self, gains: Sequence[float], lean: float, weights: np.ndarray, bias: np.ndarray, fitted_on: Sequence[str] = ()
-    ) -> None:
+    def __init__(self, choice: PhotoGainChoice, weights: np.ndarray, bias: np.ndarray) -> None:
         super().__init__(name="photo_gain")
-        self.choice = PhotoGainChoice(gains=list(gains), lean=lean, fitted_on=list(fitted_on))  # as colorizer.json records it
+        self.choice = choice  # as colorizer.json records it
         self.weights = tf.Variable(weights, dtype=tf.float32, trainable=False, name="weights")
         self.bias = tf.Variable(bias, dtype=tf.float32, trainable=False, name="bias")
 
     @classmethod
     def from_fit(cls, fit: PhotoGainFit) -> PhotoGain:
-        return cls(fit.gains, fit.lean, fit.weights, fit.bias, fit.fitted_on)
+        choice = PhotoGainChoice(gains=list(fit.gains), lean=fit.lean, fitted_on=list(fit.fitted_on), doubt=fit.doubt)
+        return cls(choice, fit.weights, fit.bias)
 
     @classmethod
     def to_restore(cls, choice: PhotoGainChoice, generator: keras.Model) -> PhotoGain:
         """Zero weights, shaped for ``generator``'s scene summary, for an exported version's to be read into."""
-        features = with_scene_summary(generator).outputs[1].shape[-1]
+        features = with_scene_summary(generator, doubt=choice.doubt).outputs[1].shape[-1]
         shape = (features, len(choice.gains))
-        return cls(choice.gains, choice.lean, np.zeros(shape, np.float32), np.zeros(shape[1:], np.float32), choice.fitted_on)
+        return cls(choice, np.zeros(shape, np.float32), np.zeros(shape[1:], np.float32))
 
     def __call__(self, summaries: tf.Tensor) -> tf.Tensor:
         gains = tf.constant(self.choice.gains, tf.float32)

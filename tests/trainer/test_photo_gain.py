@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +16,14 @@ from colorizer_core.metadata import ModelMetadata
 from colorizer_trainer.cli import app
 from colorizer_trainer.config import TrainConfig
 from colorizer_trainer.gans import get_architecture
-from colorizer_trainer.photo_gain import PhotoGain, PhotoGainFit, cross_fitted_choices, fit_ridge, with_scene_summary
+from colorizer_trainer.photo_gain import (
+    MembersDoubt,
+    PhotoGain,
+    PhotoGainFit,
+    cross_fitted_choices,
+    fit_ridge,
+    with_scene_summary,
+)
 from colorizer_trainer.runs import (
     GRAY_LABEL,
     PHOTO_GAIN_LABEL,
@@ -88,8 +97,27 @@ def test_a_fit_reads_back_as_written(summaries_and_delta_e, tmp_path):
     fit = fit_ridge(summaries, delta_e, gains=GAINS, chroma_threshold=6.0).with_lean(0.5)
     again = PhotoGainFit.read(fit.write(tmp_path / "photo-gain.json"))
 
-    assert (again.gains, again.lean, again.chroma_threshold) == (GAINS, 0.5, 6.0)
+    assert (again.gains, again.lean, again.chroma_threshold, again.doubt) == (GAINS, 0.5, 6.0, False)
     np.testing.assert_array_equal(again.choose(summaries), fit.choose(summaries))
+
+
+def test_a_fit_written_before_the_members_doubt_reads_as_without_it(summaries_and_delta_e, tmp_path):
+    summaries, delta_e, _ = summaries_and_delta_e
+    path = replace(fit_ridge(summaries, delta_e, gains=GAINS, chroma_threshold=6.0), doubt=True).write(tmp_path / "fit.json")
+    document = json.loads(path.read_text())
+    del document["doubt"]
+    path.write_text(json.dumps(document))
+
+    assert PhotoGainFit.read(path).doubt is False
+
+
+def test_the_members_doubt_is_none_where_they_agree_and_whole_where_they_cancel():
+    agreeing = np.tile(np.array([0.3, -0.4], np.float32), (1, 4, 4, 2))  # two members, the same colour
+    cancelling = np.tile(np.array([0.3, -0.4, -0.3, 0.4], np.float32), (1, 4, 4, 1))  # opposite colours
+
+    doubt = MembersDoubt(members=2)(np.concatenate([agreeing, cancelling])).numpy()
+    np.testing.assert_allclose(doubt[0], [0.5, 0.0, 1.0], atol=1e-5)  # saturation, spread, agreement
+    np.testing.assert_allclose(doubt[1], [0.0, 0.5, 0.0], atol=1e-5)
 
 
 def test_a_file_that_is_not_a_fit_is_refused(tmp_path):
@@ -103,20 +131,31 @@ def test_a_file_that_is_not_a_fit_is_refused(tmp_path):
 
 @pytest.fixture(scope="module")
 def scene_run(tmp_path_factory) -> Path:
-    """One epoch of ours with the COCO backbone; each test exports to its own folder."""
+    """One epoch of ours with the COCO backbone and two members; each test exports to its own folder."""
     root = tmp_path_factory.mktemp("scene")
     config = TrainConfig(
-        data=write_tiny_dataset(root / "data"), arch="unet", scene_encoder=True, members=1, epochs=1, batch_size=2,
+        data=write_tiny_dataset(root / "data"), arch="unet", scene_encoder=True, members=2, epochs=1, batch_size=2,
         run_dir=root / "run",
-    )  # one U-Net: the gain per photo reads the backbone, which every member shares
+    )
     train_and_export(config, export=False)
     return root / "run"
 
 
-def _bias_towards(gain: float, features: int = 208) -> PhotoGainFit:
+SCENE_FEATURES = 208
+
+
+def _bias_towards(gain: float) -> PhotoGainFit:
     """A fit that gives every photo ``gain``: its predicted ΔE2000 is lowest whatever the photo."""
     bias = np.array([0.0 if candidate == gain else 5.0 for candidate in GAINS], np.float32)
-    return PhotoGainFit(GAINS, 0.0, 3.0, np.zeros((features, len(GAINS)), np.float32), bias, ("fold0", "fold1"))
+    return PhotoGainFit(GAINS, 0.0, 3.0, np.zeros((SCENE_FEATURES, len(GAINS)), np.float32), bias, ("fold0", "fold1"))
+
+
+def _by_agreement(sign: float) -> PhotoGainFit:
+    """A fit that reads only the members' agreement (the summary's last feature): the more they agree,
+    the lower gain 2's predicted ΔE2000 with ``sign`` -1, the higher with +1."""
+    weights = np.zeros((SCENE_FEATURES + 3, len(GAINS)), np.float32)
+    weights[-1, GAINS.index(2.0)] = sign * 100.0
+    return PhotoGainFit(GAINS, 0.0, 3.0, weights, np.array([0.0, 0.1, 0.0], np.float32), ("fold0", "fold1"), doubt=True)
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +163,7 @@ def exported(scene_run, tmp_path_factory) -> dict[str, Path]:
     """The run exported at threshold 3 with a gain per photo that picks 0 or 2 for every photo, and with 2 or 1 for all."""
     models = tmp_path_factory.mktemp("exported")
     versions = {f"{gain} per photo": dict(photo_gain=_bias_towards(gain)) for gain in (0.0, 2.0)}
+    versions |= {f"{name} by agreement": dict(photo_gain=_by_agreement(sign)) for name, sign in (("2.0", -1.0), ("0.0", 1.0))}
     versions |= {f"{gain} for all": dict(chroma_threshold=3.0, chroma_gain=gain) for gain in (2.0, 1.0)}
     return {name: export_run(scene_run, models_dir=models, evaluate=False, **choice) for name, choice in versions.items()}
 
@@ -137,6 +177,14 @@ def test_an_exported_gain_per_photo_colours_as_the_gain_it_picks(exported):
     metadata = ModelMetadata.read(exported["2.0 per photo"])
     assert (metadata.chroma_threshold, metadata.chroma_gain) == (3.0, None)
     assert (metadata.photo_gain.gains, metadata.photo_gain.fitted_on) == (list(GAINS), ["fold0", "fold1"])
+
+
+def test_an_exported_gain_per_photo_can_read_how_much_the_members_agree(exported):
+    gray = np.random.default_rng(0).uniform(0.2, 0.8, (2, 64, 64, 1)).astype(np.float32)
+
+    np.testing.assert_allclose(serve(exported["2.0 by agreement"], gray), serve(exported["2.0 for all"], gray), atol=1e-5)
+    np.testing.assert_allclose(serve(exported["0.0 by agreement"], gray), serve(exported["0.0 per photo"], gray), atol=1e-5)
+    assert ModelMetadata.read(exported["2.0 by agreement"]).photo_gain.doubt
 
 
 def test_a_photo_given_hints_is_never_strengthened_by_its_scene_gain(exported):
@@ -154,8 +202,9 @@ def test_a_gain_per_photo_is_refused_under_another_threshold_than_its_fit(scene_
         export_run(scene_run, models_dir=tmp_path, evaluate=False, chroma_threshold=6.0, photo_gain=_bias_towards(1.0))
 
 
-def test_a_version_with_a_gain_per_photo_exported_again_keeps_it(exported, tmp_path):
-    first = exported["2.0 per photo"]
+@pytest.mark.parametrize("version", ["2.0 per photo", "2.0 by agreement"])
+def test_a_version_with_a_gain_per_photo_exported_again_keeps_it(exported, version, tmp_path):
+    first = exported[version]
     again = export_version_again(first, models_dir=tmp_path)
 
     assert ModelMetadata.read(again).photo_gain == ModelMetadata.read(first).photo_gain
@@ -170,7 +219,13 @@ def test_fitting_scores_gray_each_gain_and_each_lean_and_picks_a_lean(scene_run)
     assert set(results) == expected
     assert results[f"gain {GAINS[0]}"]["colorfulness_ratio"] < 0.05  # gain 0: gray
     assert (fit.lean in (0.0, 1.0), fit.chroma_threshold, fit.fitted_on) == (True, 3.0, ("run", "run"))
-    assert fit.weights.shape == (208, len(GAINS))
+    assert fit.weights.shape == (SCENE_FEATURES, len(GAINS))
+
+
+def test_fitting_with_the_members_doubt_reads_three_more_features(scene_run):
+    fit, _ = fit_photo_gain([scene_run, scene_run], chroma_threshold=3.0, gains=GAINS, leans=(0.0,), doubt=True)
+
+    assert (fit.doubt, fit.weights.shape) == (True, (SCENE_FEATURES + 3, len(GAINS)))
 
 
 def test_the_fit_command_writes_a_file_export_reads(scene_run, tmp_path):
@@ -194,3 +249,8 @@ def test_fitting_needs_two_runs(scene_run):
 def test_a_gain_per_photo_needs_the_coco_backbone():
     with pytest.raises(ValueError, match="--scene-encoder"):
         with_scene_summary(get_architecture("unet", scene_encoder=False).build_generator())
+
+
+def test_the_members_doubt_needs_several_members():
+    with pytest.raises(ValueError, match="--members 2"):
+        with_scene_summary(get_architecture("unet", scene_encoder=True, members=1).build_generator(), doubt=True)
