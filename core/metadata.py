@@ -63,6 +63,7 @@ class PhotoGainChoice(BaseModel):
     gains: list[float] = Field(description="The gains a photo may get; one replaces chroma_gain.")
     lean: float = Field(description="ΔE2000 a photo may give up per unit of gain, a choice made on validation.")
     fitted_on: list[str] = Field(description="The training runs (folder names) whose held-out photos it was fitted on.")
+    scene: bool = Field(True, description="Whether the backbone's features of the photo are among what it reads.")
     doubt: bool = Field(False, description="Whether the members' doubt about the photo's colour is among what it reads.")
 
 

@@ -177,9 +177,13 @@ def fit_photo_gain_command(
     leans: Annotated[
         Optional[list[float]], typer.Option(help="Leans towards colour to score (repeatable): ΔE2000 a photo may give up per unit of gain.")
     ] = None,
-    doubt: Annotated[bool, typer.Option(help="Also read how much the members disagree about the photo's colour.")] = False,
+    scene: Annotated[bool, typer.Option(help="Read the COCO backbone's view of the photo.")] = True,
+    doubt: Annotated[bool, typer.Option(help="Read how much the members disagree about the photo's colour.")] = False,
+    ridge_strength: Annotated[
+        Optional[float], typer.Option(help="The regression's penalty on standardized features; default 1000 (fewer features want less).")
+    ] = None,
 ) -> None:
-    """Fit a chroma gain per photo, from the COCO backbone's view of it, on the runs' validation photos; print each lean's metrics and the choice."""
+    """Fit a chroma gain per photo, from the COCO backbone's view of it or the members' doubt, on the runs' validation photos; print each lean's metrics and the choice."""
     quiet_tensorflow()
     from colorizer_trainer import photo_gain, runs
     from colorizer_trainer.evaluate import format_table
@@ -190,6 +194,8 @@ def fit_photo_gain_command(
             chroma_threshold=chroma_threshold,
             gains=gains or photo_gain.GAINS,
             leans=leans or photo_gain.LEANS,
+            strength=photo_gain.RIDGE_STRENGTH if ridge_strength is None else ridge_strength,
+            scene=scene,
             doubt=doubt,
         )
     except (FileNotFoundError, ValueError) as error:

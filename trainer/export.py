@@ -39,7 +39,8 @@ class ServingModule(tf.Module):
         self.photo_gain = architecture.photo_gain  # its weights travel in the SavedModel
         if self.photo_gain is not None:
             # the same layers, one more output
-            self.generator_and_scene = with_scene_summary(generator, doubt=self.photo_gain.choice.doubt)
+            choice = self.photo_gain.choice
+            self.generator_and_scene = with_scene_summary(generator, scene=choice.scene, doubt=choice.doubt)
         side = None if architecture.accepts_other_sizes else architecture.native_size
         specs = [tf.TensorSpec([None, side, side, 1], tf.float32, name=contract.INPUT_KEY)]
         if architecture.takes_hints:

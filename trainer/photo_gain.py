@@ -10,7 +10,9 @@ lowest. The regression is fitted on fold runs' held-out photos (``runs.fit_photo
 collections their generators never saw, as the photos served will be.
 
 Where the generator is several U-Nets side by side, how much they disagree about a photo's colour
-is a second view of whether colouring it will help: with ``doubt``, the summary also holds it.
+is a second view of whether colouring it will help: with ``doubt``, the summary also holds it, and
+without ``scene`` it holds only that (three numbers that say how sure the model is, not what the
+photo shows, so they mean the same in collections no fit has seen).
 """
 
 from __future__ import annotations
@@ -32,15 +34,19 @@ LEANS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)  # ΔE2000 a photo may give 
 RIDGE_STRENGTH = 1000.0  # on standardized features, from a few hundred photos per fit
 
 
-def with_scene_summary(generator: keras.Model, *, doubt: bool = False) -> keras.Model:
-    """The generator with a second output: its scene encoder's features at 1/16 and 1/32,
-    averaged over the photo ``(B, F)``, computed once for both outputs; with ``doubt``, followed by
-    the members' doubt (``MembersDoubt``)."""
-    try:
-        encoder = generator.get_layer("scene_encoder")
-    except ValueError:
-        raise ValueError("A gain per photo is picked from the COCO backbone's features: train with --scene-encoder.") from None
-    parts = [layers.GlobalAveragePooling2D(name=f"scene_pool{index}")(feature) for index, feature in enumerate(encoder.output[:2])]
+def with_scene_summary(generator: keras.Model, *, scene: bool = True, doubt: bool = False) -> keras.Model:
+    """The generator with a second output, what the gain per photo reads ``(B, F)``, computed once for
+    both outputs: with ``scene``, its scene encoder's features at 1/16 and 1/32 averaged over the photo;
+    with ``doubt``, then the members' doubt (``MembersDoubt``)."""
+    if not (scene or doubt):
+        raise ValueError("A gain per photo reads the scene, the members' doubt, or both.")
+    parts = []
+    if scene:
+        try:
+            encoder = generator.get_layer("scene_encoder")
+        except ValueError:
+            raise ValueError("A gain per photo read from the scene needs the COCO backbone: train with --scene-encoder.") from None
+        parts += [layers.GlobalAveragePooling2D(name=f"scene_pool{index}")(feature) for index, feature in enumerate(encoder.output[:2])]
     if doubt:
         try:
             member_chroma = generator.get_layer("member_chroma").output
@@ -77,7 +83,8 @@ class PhotoGainFit:
     """A fitted choice of gain per photo, as ``fit-photo-gain`` writes it and ``export --photo-gain`` reads it.
 
     ``weights`` ``(F, K)`` and ``bias`` ``(K,)`` predict each of the K ``gains``' ΔE2000 from a
-    photo's scene summary (its standardization folded in; with ``doubt``, the members' doubt ends it).
+    photo's summary (its standardization folded in): the scene's features if ``scene``, then the
+    members' doubt if ``doubt``.
     ``chroma_threshold`` is the decoding they were fitted under; ``fitted_on`` names the runs (folder names only).
     """
 
@@ -87,6 +94,7 @@ class PhotoGainFit:
     weights: np.ndarray
     bias: np.ndarray
     fitted_on: tuple[str, ...] = ()
+    scene: bool = True
     doubt: bool = False
 
     def choose(self, summaries: np.ndarray) -> np.ndarray:
@@ -112,7 +120,8 @@ class PhotoGainFit:
                 weights=np.asarray(document["weights"], np.float32),
                 bias=np.asarray(document["bias"], np.float32),
                 fitted_on=tuple(document["fitted_on"]),
-                doubt=document.get("doubt", False),  # fits written before it had none
+                scene=document.get("scene", True),  # fits written before these read the scene only
+                doubt=document.get("doubt", False),
             )
         except KeyError as missing:
             raise ValueError(f"{path} is not written by `fit-photo-gain`: it has no {missing}.") from None
@@ -162,13 +171,15 @@ class PhotoGain(tf.Module):
 
     @classmethod
     def from_fit(cls, fit: PhotoGainFit) -> PhotoGain:
-        choice = PhotoGainChoice(gains=list(fit.gains), lean=fit.lean, fitted_on=list(fit.fitted_on), doubt=fit.doubt)
+        choice = PhotoGainChoice(
+            gains=list(fit.gains), lean=fit.lean, fitted_on=list(fit.fitted_on), scene=fit.scene, doubt=fit.doubt
+        )
         return cls(choice, fit.weights, fit.bias)
 
     @classmethod
     def to_restore(cls, choice: PhotoGainChoice, generator: keras.Model) -> PhotoGain:
         """Zero weights, shaped for ``generator``'s scene summary, for an exported version's to be read into."""
-        features = with_scene_summary(generator, doubt=choice.doubt).outputs[1].shape[-1]
+        features = with_scene_summary(generator, scene=choice.scene, doubt=choice.doubt).outputs[1].shape[-1]
         shape = (features, len(choice.gains))
         return cls(choice, np.zeros(shape, np.float32), np.zeros(shape[1:], np.float32))
 

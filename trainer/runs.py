@@ -205,6 +205,7 @@ def fit_photo_gain(
     gains: Sequence[float] = photo_gain.GAINS,
     leans: Sequence[float] = photo_gain.LEANS,
     strength: float = photo_gain.RIDGE_STRENGTH,
+    scene: bool = True,
     doubt: bool = False,
 ) -> tuple[PhotoGainFit, dict[str, dict]]:
     """Fit the choice of a gain per photo (trainer/photo_gain.py) on the validation photos of runs
@@ -212,13 +213,13 @@ def fit_photo_gain(
 
     Each run's photos are scored at every gain, under ``chroma_threshold``. Each lean is judged
     cross-fitted, each run's photos getting their gains from a fit on the other runs' photos, and
-    picked by ``pick_decoding``'s rule; the fit returned is on every run's photos. With ``doubt``, it
-    reads the members' doubt as well as the scene. Returns it, and the metrics of the gray input, of
+    picked by ``pick_decoding``'s rule; the fit returned is on every run's photos. It reads the scene
+    if ``scene`` and the members' doubt if ``doubt``. Returns it, and the metrics of the gray input, of
     each gain for every photo and of each lean.
     """
     if len(run_dirs) < 2:
         raise ValueError("A gain per photo is fitted on two or more runs trained on folds (`dataset folds`), each judged by a fit on the others.")
-    held_out = [_held_out_scores(run_dir, chroma_threshold, gains, doubt=doubt) for run_dir in run_dirs]
+    held_out = [_held_out_scores(run_dir, chroma_threshold, gains, scene=scene, doubt=doubt) for run_dir in run_dirs]
     summaries = np.concatenate([run.summaries for run in held_out])
     scores = [photo for run in held_out for photo in run.scores]  # per photo, per gain
     collections = [collection for run in held_out for collection in run.collections]
@@ -235,7 +236,7 @@ def fit_photo_gain(
     lean_labels = [PHOTO_GAIN_LABEL.format(lean) for lean in leans]
     lean = leans[lean_labels.index(pick_decoding(results, lean_labels))]
     fit = photo_gain.fit_ridge(summaries, delta_e, gains=gains, chroma_threshold=chroma_threshold, strength=strength)
-    return replace(fit, lean=lean, fitted_on=tuple(run_dir.name for run_dir in run_dirs), doubt=doubt), results
+    return replace(fit, lean=lean, fitted_on=tuple(run_dir.name for run_dir in run_dirs), scene=scene, doubt=doubt), results
 
 
 @dataclass
@@ -248,13 +249,15 @@ class _HeldOut:
     collections: list[str | None]
 
 
-def _held_out_scores(run_dir: Path, chroma_threshold: float, gains: Sequence[float], *, doubt: bool) -> _HeldOut:
+def _held_out_scores(
+    run_dir: Path, chroma_threshold: float, gains: Sequence[float], *, scene: bool, doubt: bool
+) -> _HeldOut:
     trainer = _restored(run_dir)
     architecture, data_dir = trainer.architecture, trainer.config.data
     holdout = data.holdout_split(data_dir)
     if holdout is None:
         raise ValueError(f"{run_dir} trains on {data_dir}, which holds no validation split to fit on.")
-    generator_and_scene = photo_gain.with_scene_summary(trainer.gan.serving_generator, doubt=doubt)
+    generator_and_scene = photo_gain.with_scene_summary(trainer.gan.serving_generator, scene=scene, doubt=doubt)
     pairs = find_pairs(data_dir, split=holdout, per_photo=VALIDATION_PHOTO_CROPS)
     summaries, scores, gray_scores = [], [], []
     for start in tqdm(range(0, len(pairs), BATCH_SIZE), desc=f"score {run_dir.name} at {len(gains)} gains", unit="batch"):

@@ -97,18 +97,20 @@ def test_a_fit_reads_back_as_written(summaries_and_delta_e, tmp_path):
     fit = fit_ridge(summaries, delta_e, gains=GAINS, chroma_threshold=6.0).with_lean(0.5)
     again = PhotoGainFit.read(fit.write(tmp_path / "photo-gain.json"))
 
-    assert (again.gains, again.lean, again.chroma_threshold, again.doubt) == (GAINS, 0.5, 6.0, False)
+    assert (again.gains, again.lean, again.chroma_threshold, again.scene, again.doubt) == (GAINS, 0.5, 6.0, True, False)
     np.testing.assert_array_equal(again.choose(summaries), fit.choose(summaries))
 
 
-def test_a_fit_written_before_the_members_doubt_reads_as_without_it(summaries_and_delta_e, tmp_path):
+def test_a_fit_written_before_the_members_doubt_reads_as_reading_the_scene_alone(summaries_and_delta_e, tmp_path):
     summaries, delta_e, _ = summaries_and_delta_e
-    path = replace(fit_ridge(summaries, delta_e, gains=GAINS, chroma_threshold=6.0), doubt=True).write(tmp_path / "fit.json")
+    fit = replace(fit_ridge(summaries, delta_e, gains=GAINS, chroma_threshold=6.0), scene=False, doubt=True)
+    path = fit.write(tmp_path / "fit.json")
     document = json.loads(path.read_text())
-    del document["doubt"]
+    del document["scene"], document["doubt"]
     path.write_text(json.dumps(document))
 
-    assert PhotoGainFit.read(path).doubt is False
+    again = PhotoGainFit.read(path)
+    assert (again.scene, again.doubt) == (True, False)
 
 
 def test_the_members_doubt_is_none_where_they_agree_and_whole_where_they_cancel():
@@ -150,12 +152,13 @@ def _bias_towards(gain: float) -> PhotoGainFit:
     return PhotoGainFit(GAINS, 0.0, 3.0, np.zeros((SCENE_FEATURES, len(GAINS)), np.float32), bias, ("fold0", "fold1"))
 
 
-def _by_agreement(sign: float) -> PhotoGainFit:
+def _by_agreement(sign: float, *, scene: bool = True) -> PhotoGainFit:
     """A fit that reads only the members' agreement (the summary's last feature): the more they agree,
     the lower gain 2's predicted ΔE2000 with ``sign`` -1, the higher with +1."""
-    weights = np.zeros((SCENE_FEATURES + 3, len(GAINS)), np.float32)
+    weights = np.zeros((SCENE_FEATURES * scene + 3, len(GAINS)), np.float32)
     weights[-1, GAINS.index(2.0)] = sign * 100.0
-    return PhotoGainFit(GAINS, 0.0, 3.0, weights, np.array([0.0, 0.1, 0.0], np.float32), ("fold0", "fold1"), doubt=True)
+    bias = np.array([0.0, 0.1, 0.0], np.float32)
+    return PhotoGainFit(GAINS, 0.0, 3.0, weights, bias, ("fold0", "fold1"), scene=scene, doubt=True)
 
 
 @pytest.fixture(scope="module")
@@ -164,6 +167,7 @@ def exported(scene_run, tmp_path_factory) -> dict[str, Path]:
     models = tmp_path_factory.mktemp("exported")
     versions = {f"{gain} per photo": dict(photo_gain=_bias_towards(gain)) for gain in (0.0, 2.0)}
     versions |= {f"{name} by agreement": dict(photo_gain=_by_agreement(sign)) for name, sign in (("2.0", -1.0), ("0.0", 1.0))}
+    versions["2.0 by agreement alone"] = dict(photo_gain=_by_agreement(-1.0, scene=False))
     versions |= {f"{gain} for all": dict(chroma_threshold=3.0, chroma_gain=gain) for gain in (2.0, 1.0)}
     return {name: export_run(scene_run, models_dir=models, evaluate=False, **choice) for name, choice in versions.items()}
 
@@ -187,6 +191,14 @@ def test_an_exported_gain_per_photo_can_read_how_much_the_members_agree(exported
     assert ModelMetadata.read(exported["2.0 by agreement"]).photo_gain.doubt
 
 
+def test_an_exported_gain_per_photo_can_read_the_members_doubt_alone(exported):
+    gray = np.random.default_rng(0).uniform(0.2, 0.8, (2, 64, 64, 1)).astype(np.float32)
+
+    np.testing.assert_allclose(serve(exported["2.0 by agreement alone"], gray), serve(exported["2.0 for all"], gray), atol=1e-5)
+    reads = ModelMetadata.read(exported["2.0 by agreement alone"]).photo_gain
+    assert (reads.scene, reads.doubt) == (False, True)
+
+
 def test_a_photo_given_hints_is_never_strengthened_by_its_scene_gain(exported):
     gray = np.random.default_rng(0).uniform(0.3, 0.7, (2, 64, 64, 1)).astype(np.float32)
     hints = np.zeros((2, 64, 64, 4), np.float32)
@@ -202,7 +214,7 @@ def test_a_gain_per_photo_is_refused_under_another_threshold_than_its_fit(scene_
         export_run(scene_run, models_dir=tmp_path, evaluate=False, chroma_threshold=6.0, photo_gain=_bias_towards(1.0))
 
 
-@pytest.mark.parametrize("version", ["2.0 per photo", "2.0 by agreement"])
+@pytest.mark.parametrize("version", ["2.0 per photo", "2.0 by agreement", "2.0 by agreement alone"])
 def test_a_version_with_a_gain_per_photo_exported_again_keeps_it(exported, version, tmp_path):
     first = exported[version]
     again = export_version_again(first, models_dir=tmp_path)
@@ -228,9 +240,16 @@ def test_fitting_with_the_members_doubt_reads_three_more_features(scene_run):
     assert (fit.doubt, fit.weights.shape) == (True, (SCENE_FEATURES + 3, len(GAINS)))
 
 
-def test_the_fit_command_writes_a_file_export_reads(scene_run, tmp_path):
+def test_fitting_on_the_members_doubt_alone_reads_three_features(scene_run):
+    fit, _ = fit_photo_gain([scene_run, scene_run], chroma_threshold=3.0, gains=GAINS, leans=(0.0,), strength=10.0, scene=False, doubt=True)
+
+    assert (fit.scene, fit.doubt, fit.weights.shape) == (False, True, (3, len(GAINS)))
+
+
+@pytest.mark.parametrize("reads", [[], ["--no-scene", "--doubt", "--ridge-strength", "10"]], ids=["scene", "doubt alone"])
+def test_the_fit_command_writes_a_file_export_reads(scene_run, reads, tmp_path):
     out = tmp_path / "photo-gain.json"
-    fit_arguments = ["--out", str(out), "--gains", "0", "--gains", "1", "--leans", "0"]
+    fit_arguments = ["--out", str(out), "--gains", "0", "--gains", "1", "--leans", "0", *reads]
     fitted = CliRunner().invoke(app, ["fit-photo-gain", str(scene_run), str(scene_run), *fit_arguments])
     assert fitted.exit_code == 0, fitted.output
     assert "chosen: lean 0.0" in fitted.output
@@ -238,7 +257,8 @@ def test_the_fit_command_writes_a_file_export_reads(scene_run, tmp_path):
     export_arguments = ["--models-dir", str(tmp_path / "models"), "--no-evaluate", "--photo-gain", str(out)]
     exported = CliRunner().invoke(app, ["export", str(scene_run), *export_arguments])
     assert exported.exit_code == 0, exported.output
-    assert ModelMetadata.read(tmp_path / "models" / "1").photo_gain.gains == [0.0, 1.0]
+    photo_gain = ModelMetadata.read(tmp_path / "models" / "1").photo_gain
+    assert (photo_gain.gains, photo_gain.scene) == ([0.0, 1.0], not reads)
 
 
 def test_fitting_needs_two_runs(scene_run):
@@ -249,6 +269,11 @@ def test_fitting_needs_two_runs(scene_run):
 def test_a_gain_per_photo_needs_the_coco_backbone():
     with pytest.raises(ValueError, match="--scene-encoder"):
         with_scene_summary(get_architecture("unet", scene_encoder=False).build_generator())
+
+
+def test_a_gain_per_photo_reads_something():
+    with pytest.raises(ValueError, match="the scene, the members' doubt, or both"):
+        with_scene_summary(get_architecture("unet", scene_encoder=True, members=2).build_generator(), scene=False)
 
 
 def test_the_members_doubt_needs_several_members():
