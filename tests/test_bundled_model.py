@@ -23,11 +23,12 @@ from colorizer_trainer.hints_curve import hints_from_truth
 MODELS_ROOT = Path(__file__).resolve().parents[1] / "models" / "colorizer"
 TEST_PHOTOS = sorted((Path(__file__).parent / "photos").glob("*.jpg"))
 TEST_PHOTOS_BY_NAME = {path.name: path for path in TEST_PHOTOS}
-# Bounds on the test photos, in Lab (a, b) units; measured there: chroma 4.5, correlation 0.20, error 0.88 of
-# gray's. Its gain per photo leaves the coffee gray and the astronaut and the rocket nearly so (chroma 0.0, 1.1 and
-# 0.7), and colours the cat (18.2), so the correlation is mostly the cat's. The models before it: the same weights
-# with a gain per photo that did not read the members' doubt 5.0, 0.17, 0.89; four half-width U-Nets 5.5, 0.30,
-# 0.84 (the correlation bound was 0.2 until then); one full-width U-Net 3.5, 0.25, 0.89.
+# Bounds on the test photos, in Lab (a, b) units; measured there: chroma 5.0, correlation 0.23, error 0.87 of
+# gray's. Its gain per photo, read from how much its members disagree, leaves the coffee and the rocket nearly gray
+# and the astronaut faint (chroma 0.2, 0.7 and 2.3), and colours the cat (18.2), so the correlation is mostly the
+# cat's. The models before it: the same weights with a gain per photo read from the scene and the doubt 4.5, 0.20,
+# 0.88, and from the scene alone 5.0, 0.17, 0.89; four half-width U-Nets 5.5, 0.30, 0.84 (the correlation bound
+# was 0.2 until then); one full-width U-Net 3.5, 0.25, 0.89.
 VISIBLE_CHROMA = 3.0  # mean chroma of a visibly coloured photo (a gray one has 0)
 MIN_BLUE_YELLOW_CORRELATION = 0.15  # of predicted and true b (blue to yellow); colour unrelated to the photo: about 0
 MAX_CHROMA_ERROR_TO_GRAYS = 0.95  # predicted chroma's distance from the truth, over leaving the photo gray
