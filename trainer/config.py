@@ -100,6 +100,11 @@ class TrainConfig:
         "so the model sees more objects in their true colours; default: none (tried: better on the folds with one "
         "seed, level with a second).",
     )
+    film_share: float = _setting(
+        0.0,
+        "Share of training crops whose gray is remade from the colour with random weights on red, green and blue, "
+        "as films other than the eye record it (orthochromatic, red-filtered); default 0: the dataset's BT.601 luma.",
+    )
     ema_decay: float | None = _setting(
         None,
         "Export a moving average of the generator's weights with this decay (0: off); "
@@ -142,6 +147,8 @@ class TrainConfig:
             raise ValueError(
                 f"`photos_per_collection` must be at least 1. Received: photos_per_collection={self.photos_per_collection}"
             )
+        if not 0.0 <= self.film_share <= 1.0:
+            raise ValueError(f"`film_share` must be in [0, 1]. Received: film_share={self.film_share}")
         if self.adversarial_weight < 0:
             raise ValueError(f"`adversarial_weight` must be 0 or more. Received: adversarial_weight={self.adversarial_weight}")
         if self.strategy not in STRATEGIES:

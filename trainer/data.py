@@ -177,12 +177,13 @@ def training_batches(
     crop: int | None = None,
     hints: bool = False,
     cutouts: tf.Tensor | None = None,
+    film_share: float = 0.0,
     indices: list[int] | None = None,
 ) -> tf.data.Dataset:
     """Float batches ``((B, h, w, 1), (B, h, w, 3), (B, h, w, 4))`` of gray, colour and hints.
 
-    ``flips``, ``crop`` (random resized crops of this side), pasted ``cutouts`` (``load_cutouts``)
-    and simulated ``hints`` draw their randomness from (seed, index), so a batch replays identically
+    ``flips``, ``crop`` (random resized crops of this side), pasted ``cutouts`` (``load_cutouts``),
+    a ``film_share`` of grays remade as a film would record them (``film_gray``) and simulated ``hints`` draw their randomness from (seed, index), so a batch replays identically
     after a resume, on any number of replicas. ``indices``: each file's place in the epoch (default:
     0, 1, ...), for a part of it.
     """
@@ -200,6 +201,8 @@ def training_batches(
         gray, colour = _augment(gray, colour, seed=item_seed, flip=flips, crop=crop)
         if cutouts is not None:
             gray, colour = paste_cutouts(gray, colour, cutouts, item_seed + 11)
+        if film_share:
+            gray = film_gray(gray, colour, film_share, item_seed + 13)
         hint_map = simulate_hints(colour, item_seed + 7) if hints else tf.zeros_like(colour[..., :1])
         return gray, colour, hint_map
 
@@ -306,6 +309,20 @@ def paste_cutouts(
         colour = colour * (1.0 - alpha) + premultiplied
         gray = gray * (1.0 - alpha) + tf.reduce_sum(premultiplied * luma, axis=-1, keepdims=True)
     return gray, colour
+
+
+def film_gray(gray: tf.Tensor, colour: tf.Tensor, share: float, seed: tf.Tensor) -> tf.Tensor:
+    """With probability ``share``, the gray twin remade from ``colour`` with random weights on red, green and blue.
+
+    Old photos were taken on films whose response is not the eye's (orthochromatic film is nearly blind to
+    red; a red filter darkens skies), so how bright a colour came out says less about it than BT.601 luma
+    does. The weights are uniform on the simplex (a flat Dirichlet, from normalised exponentials).
+    """
+    draws = tf.random.stateless_uniform([4], seed=seed, minval=1e-6, maxval=1.0)
+    exponentials = -tf.math.log(draws[:3])
+    weights = exponentials / tf.reduce_sum(exponentials)
+    remade = tf.reduce_sum(colour * weights, axis=-1, keepdims=True)
+    return tf.where(draws[3] < share, remade, gray)
 
 
 def simulate_hints(colour: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:

@@ -251,6 +251,7 @@ class GANTrainer:
                 crop=self.architecture.train_crop,
                 hints=self.architecture.takes_hints,
                 cutouts=cutouts,
+                film_share=self.config.film_share,
             )
 
         return self.strategy.distribute_datasets_from_function(dataset_fn)

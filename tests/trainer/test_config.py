@@ -36,6 +36,7 @@ CHANGED_SETTINGS = dict(
     crops_per_photo=1,
     photos_per_collection=8,
     paste_objects=Path("cutouts"),
+    film_share=0.5,
     ema_decay=0.5,
     seed=7,
     run_dir=Path("elsewhere/run"),
@@ -182,6 +183,7 @@ def test_a_saved_run_resumes_with_the_command_that_began_it(trained_configs, tmp
         "chroma_loss": "l1",
         "photos_per_collection": None,
         "paste_objects": None,
+        "film_share": 0.0,
         "strategy": "auto",
     }
     assert config.to_json() == {**SAVED_RUN, **newer}  # config.json's format: the same keys, in the same order
