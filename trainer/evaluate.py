@@ -44,6 +44,15 @@ COLUMNS = (
 
 Colorize = Callable[[Sequence[Image.Image]], list[Image.Image]]
 
+# How films record colour as gray: weights on red, green and blue (gamma-encoded, as PIL's convert("L")
+# weighs them). Old photos were rarely taken on film that saw as the eye does.
+FILM_WEIGHTS: dict[str, tuple[float, float, float]] = {
+    "luma": (0.299, 0.587, 0.114),  # BT.601, the eye's: how the dataset's gray twins are made
+    "average": (1 / 3, 1 / 3, 1 / 3),
+    "orthochromatic": (0.05, 0.45, 0.50),  # nearly blind to red, as most plates and films before the 1920s
+    "red-filter": (0.60, 0.30, 0.10),  # panchromatic film behind a red filter: dark skies and foliage
+}
+
 
 @dataclass(frozen=True)
 class PhotoPair:
@@ -80,13 +89,22 @@ def find_pairs(
     ]
 
 
-def load_pair(pair: PhotoPair) -> tuple[Image.Image, Image.Image]:
-    """The gray photo (``L``) and its true colours (``RGB``)."""
-    gray = _open(pair.gray_path, to_grayscale)
+def load_pair(pair: PhotoPair, film: str | None = None) -> tuple[Image.Image, Image.Image]:
+    """The gray photo (``L``) and its true colours (``RGB``); with a ``film`` (``FILM_WEIGHTS``), the
+    gray is remade from the truth as that film records it."""
     truth = _open(pair.truth_path, lambda image: image.convert("RGB"))
+    if film is not None:
+        return film_gray(truth, FILM_WEIGHTS[film]), truth
+    gray = _open(pair.gray_path, to_grayscale)
     if gray.size != truth.size:
         raise ValueError(f"{pair.gray_path.name}: gray is {gray.size} but its twin is {truth.size}")
     return gray, truth
+
+
+def film_gray(truth: Image.Image, weights: Sequence[float]) -> Image.Image:
+    """``truth`` in gray, as a film that weighs red, green and blue so records it."""
+    rgb = np.asarray(truth, dtype=np.float32)
+    return Image.fromarray(np.clip(rgb @ np.asarray(weights, np.float32), 0, 255).round().astype(np.uint8), "L")
 
 
 def _open(path: Path, convert: Callable[[Image.Image], Image.Image]) -> Image.Image:
@@ -210,15 +228,17 @@ def score(
     batch_size: int = BATCH_SIZE,
     label: str = "model",
     keep: int = GRID_ROWS,
+    film: str | None = None,
 ) -> Scored:
-    """Colorize a split's photos in batches with ``colorize`` and score them against the truth."""
+    """Colorize a split's photos in batches with ``colorize`` and score them against the truth; with a
+    ``film``, the grays are the truth as that film records it, not the split's gray twins."""
     pairs = find_pairs(data_dir, split=split, limit=limit, per_photo=per_photo)
     tally = Tally()
     samples: list[tuple[Image.Image, Image.Image, Image.Image]] = []
     with tqdm(total=len(pairs), desc=f"evaluate {label}", unit="img") as progress:
         for start in range(0, len(pairs), batch_size):
             batch = pairs[start : start + batch_size]
-            loaded = [load_pair(pair) for pair in batch]
+            loaded = [load_pair(pair, film) for pair in batch]
             predictions = colorize([gray for gray, _ in loaded])
             for pair, (gray, truth), prediction in zip(batch, loaded, predictions, strict=True):
                 tally.add(prediction, truth, pair.collection)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -16,6 +16,7 @@ GRID_ROWS = 6
 SplitOption = Annotated[str, typer.Option(help="Which split to score: val while choosing, test once at the end.")]
 PerPhotoOption = Annotated[int | None, typer.Option(min=1, help="Score at most N files of each source photo.")]
 GridRowsOption = Annotated[int, typer.Option(min=1, help="Photos in the grid.")]
+Film = Literal["luma", "average", "orthochromatic", "red-filter"]  # evaluate.FILM_WEIGHTS says how each sees
 
 def evaluate_command(
     model_dir: Annotated[Path, typer.Argument(help="A model version folder, or a root of versions.")],
@@ -31,6 +32,10 @@ def evaluate_command(
     ] = None,
     grid_rows: GridRowsOption = GRID_ROWS,
     by_collection: Annotated[bool, typer.Option(help="Also print ΔE2000 per collection (the manifest's).")] = False,
+    film: Annotated[
+        Film | None,
+        typer.Option(help="Remake each gray from its truth as this film records it (default: the split's gray twins)."),
+    ] = None,
 ) -> None:
     """Score MODEL_DIR on a split of DATA and print a Markdown table of the metrics."""
     quiet_tensorflow()
@@ -45,14 +50,15 @@ def evaluate_command(
     )
 
     results = {}
+    scoring = dict(split=split, per_photo=per_photo, limit=limit, keep=grid_rows, film=film)
     try:
         for path in [model_dir, *(also or [])]:
             label, colorize = model_colorizer(path)
             if label in results:
                 label = f"{label} ({path})"
-            results[label] = score(colorize, data, split=split, per_photo=per_photo, limit=limit, label=label, keep=grid_rows)
+            results[label] = score(colorize, data, label=label, **scoring)
         if baseline_gray:
-            results["gray"] = score(gray_as_rgb, data, split=split, per_photo=per_photo, limit=limit, label="gray", keep=grid_rows)
+            results["gray"] = score(gray_as_rgb, data, label="gray", **scoring)
     except UnreadableImage as error:
         typer.secho(f"error: {error}", err=True, fg="red")
         raise typer.Exit(code=1) from None

@@ -4,6 +4,7 @@ import json
 import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import pytest
@@ -13,15 +14,18 @@ from typer.testing import CliRunner
 from colorizer_trainer import image_quality
 from colorizer_trainer.cli import app
 from colorizer_trainer.evaluate import (
+    FILM_WEIGHTS,
     GRID_ROWS,
     Tally,
     evaluate,
+    film_gray,
     find_pairs,
     format_collection_table,
     format_table,
     gray_as_rgb,
     score,
 )
+from colorizer_trainer.evaluate_cli import Film
 from colorizer_trainer.samples import GAP, LABEL_HEIGHT
 
 SIDE = 32
@@ -205,6 +209,31 @@ def test_cli_prints_the_table_and_writes_json(
     results = json.loads(json_path.read_text())
     assert set(results) == {"tint", "gray"}
     assert results["tint"]["images"] == 2
+
+
+@pytest.mark.parametrize(("film", "red_as_gray"), [("luma", 76), ("orthochromatic", 13), ("red-filter", 153)])
+def test_a_film_records_red_as_its_weights_say(film: str, red_as_gray: int) -> None:
+    red = Image.new("RGB", (4, 4), (255, 0, 0))
+    assert film_gray(red, FILM_WEIGHTS[film]).getpixel((0, 0)) == red_as_gray  # luma: PIL's convert("L") too
+
+
+def test_the_cli_offers_every_film_there_are_weights_for() -> None:
+    assert set(get_args(Film)) == set(FILM_WEIGHTS)
+
+
+def test_the_cli_scores_grays_remade_as_a_film_records_them(
+    tiny_model_dir: Callable[..., Path], colour_data: Path, tmp_path: Path
+) -> None:
+    def gray_row(*film: str) -> dict[str, float]:
+        json_path = tmp_path / f"{film}.json"
+        args = ["evaluate", str(tiny_model_dir()), str(colour_data), "--json", str(json_path), *film]
+        outcome = CliRunner().invoke(app, args)
+        assert outcome.exit_code == 0, outcome.output
+        return json.loads(json_path.read_text())["gray"]
+
+    twins, luma, orthochromatic = gray_row(), gray_row("--film", "luma"), gray_row("--film", "orthochromatic")
+    assert luma["ciede2000"] == pytest.approx(twins["ciede2000"], abs=0.05)  # the twins are PIL's luma
+    assert orthochromatic["ciede2000"] > twins["ciede2000"] + 1  # red ramps turn dark: further from the truth
 
 
 def test_cli_can_leave_out_the_gray_baseline(tiny_model_dir: Callable[..., Path], colour_data: Path) -> None:
