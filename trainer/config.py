@@ -103,7 +103,8 @@ class TrainConfig:
     film_share: float = _setting(
         0.0,
         "Share of training crops whose gray is remade from the colour with random weights on red, green and blue, "
-        "as films other than the eye record it (orthochromatic, red-filtered); default 0: the dataset's BT.601 luma.",
+        "as films other than the eye record it (orthochromatic, red-filtered); default 0: the dataset's BT.601 luma "
+        "(tried 0.5: no nearer the truth on such grays beyond seed noise).",
     )
     ema_decay: float | None = _setting(
         None,
