@@ -183,9 +183,10 @@ def training_batches(
     """Float batches ``((B, h, w, 1), (B, h, w, 3), (B, h, w, 4))`` of gray, colour and hints.
 
     ``flips``, ``crop`` (random resized crops of this side), pasted ``cutouts`` (``load_cutouts``),
-    a ``film_share`` of grays remade as a film would record them (``film_gray``) and simulated ``hints`` draw their randomness from (seed, index), so a batch replays identically
-    after a resume, on any number of replicas. ``indices``: each file's place in the epoch (default:
-    0, 1, ...), for a part of it.
+    a ``film_share`` of grays remade as some film would record them (``random_film_gray``) and simulated
+    ``hints`` draw their randomness from (seed, index), so a batch replays identically after a resume,
+    on any number of replicas. ``indices``: each file's place in the epoch (default: 0, 1, ...), for a
+    part of it.
     """
     indices = list(range(len(files))) if indices is None else indices
     if len(indices) != len(files):
@@ -202,7 +203,7 @@ def training_batches(
         if cutouts is not None:
             gray, colour = paste_cutouts(gray, colour, cutouts, item_seed + 11)
         if film_share:
-            gray = film_gray(gray, colour, film_share, item_seed + 13)
+            gray = random_film_gray(gray, colour, film_share, item_seed + 13)
         hint_map = simulate_hints(colour, item_seed + 7) if hints else tf.zeros_like(colour[..., :1])
         return gray, colour, hint_map
 
@@ -311,7 +312,7 @@ def paste_cutouts(
     return gray, colour
 
 
-def film_gray(gray: tf.Tensor, colour: tf.Tensor, share: float, seed: tf.Tensor) -> tf.Tensor:
+def random_film_gray(gray: tf.Tensor, colour: tf.Tensor, share: float, seed: tf.Tensor) -> tf.Tensor:
     """With probability ``share``, the gray twin remade from ``colour`` with random weights on red, green and blue.
 
     Old photos were taken on films whose response is not the eye's (orthochromatic film is nearly blind to

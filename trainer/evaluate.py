@@ -23,7 +23,7 @@ from tqdm import tqdm
 from colorizer_core.imaging import colorize_images, to_grayscale
 from colorizer_core.inference import load_model
 from colorizer_trainer import image_quality
-from colorizer_trainer.data import PhotoGroups, UnreadableImage
+from colorizer_trainer.data import LUMA_WEIGHTS, PhotoGroups, UnreadableImage
 from colorizer_trainer.samples import save_grid
 
 BATCH_SIZE = 16
@@ -47,7 +47,7 @@ Colorize = Callable[[Sequence[Image.Image]], list[Image.Image]]
 # How films record colour as gray: weights on red, green and blue (gamma-encoded, as PIL's convert("L")
 # weighs them). Old photos were rarely taken on film that saw as the eye does.
 FILM_WEIGHTS: dict[str, tuple[float, float, float]] = {
-    "luma": (0.299, 0.587, 0.114),  # BT.601, the eye's: how the dataset's gray twins are made
+    "luma": LUMA_WEIGHTS,  # BT.601, the eye's: how the dataset's gray twins are made
     "average": (1 / 3, 1 / 3, 1 / 3),
     "orthochromatic": (0.05, 0.45, 0.50),  # nearly blind to red, as most plates and films before the 1920s
     "red-filter": (0.60, 0.30, 0.10),  # panchromatic film behind a red filter: dark skies and foliage

@@ -180,20 +180,20 @@ def film_weights(gray: tf.Tensor, colour: tf.Tensor) -> np.ndarray:
 def test_film_grays_weigh_red_green_and_blue_anew_for_a_share_of_crops() -> None:
     colour = tf.random.stateless_uniform((16, 16, 3), seed=(1, 2))
     gray = tf.reduce_sum(colour * data.LUMA_WEIGHTS, axis=-1, keepdims=True)
-    remade = [data.film_gray(gray, colour, 0.5, tf.constant([3, index], tf.int64)) for index in range(60)]
+    remade = [data.random_film_gray(gray, colour, 0.5, tf.constant([3, index], tf.int64)) for index in range(60)]
     weights = np.array([film_weights(film, colour) for film in remade])
     assert np.allclose(weights.sum(axis=1), 1.0, atol=1e-4) and (weights > -1e-4).all()  # a gray stays that gray
     kept = np.all(np.isclose(weights, data.LUMA_WEIGHTS, atol=1e-4), axis=1)
     assert 15 <= kept.sum() <= 45  # about half keep the dataset's luma
     assert np.ptp(weights[~kept][:, 0]) > 0.5  # from nearly red-blind (orthochromatic) to red-filtered
-    again = data.film_gray(gray, colour, 0.5, tf.constant([3, 7], tf.int64))
+    again = data.random_film_gray(gray, colour, 0.5, tf.constant([3, 7], tf.int64))
     assert np.array_equal(again.numpy(), remade[7].numpy())  # a resumed run sees the same grays
 
 
 def test_without_a_film_share_the_gray_twin_is_left_as_it_is() -> None:
     colour = tf.random.stateless_uniform((8, 8, 3), seed=(1, 2))
     gray = tf.zeros((8, 8, 1))
-    assert not tf.reduce_any(data.film_gray(gray, colour, 0.0, tf.constant([0, 1], tf.int64)) != gray)
+    assert not tf.reduce_any(data.random_film_gray(gray, colour, 0.0, tf.constant([0, 1], tf.int64)) != gray)
 
 
 def test_training_batches_with_cutouts_keep_their_shapes_and_range(cropped_dataset: Path, cutouts_folder: Path) -> None:
