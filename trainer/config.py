@@ -13,7 +13,7 @@ from typing import Any, Literal, get_args
 
 MixedPrecision = Literal["auto", "on", "off"]
 Head = Literal["classes", "regression"]
-ChromaLoss = Literal["l1", "ciede2000"]
+ChromaLoss = Literal["l1", "l1-rebalanced", "ciede2000"]
 Arch = Literal["seed", "unet"]
 StrategyName = Literal["auto", "default", "mirrored", "multi-worker"]  # trainer/distribution.py says what each does
 STRATEGIES: tuple[str, ...] = get_args(StrategyName)
@@ -83,8 +83,8 @@ class TrainConfig:
         "on the folds 4 beat the one, and 8 the 4)."
     )
     chroma_loss: ChromaLoss = _setting(
-        "l1", "Ours, regression head: `l1` on (a, b), or `ciede2000`, the colour difference it is scored by "
-        "(tried: no better beyond seed noise)."
+        "l1", "Ours, regression head: `l1` on (a, b); `l1-rebalanced`, each pixel weighed by how rare its colour is "
+        "in the batch; or `ciede2000`, the colour difference it is scored by (tried: no better beyond seed noise)."
     )
     l1_weight: float = _setting(100.0, "Ours, regression head: weight of the chroma term (pix2pix's 100 for L1).")
     adversarial_weight: float = _setting(0.0, "Ours: weight of the patch-GAN term (0: no discriminator).")

@@ -7,6 +7,7 @@ gradients summed across replicas by a distribution strategy come out right.
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from colorizer_trainer import color
@@ -76,6 +77,33 @@ def chroma_l1(fake_chroma, real_chroma, *, global_batch_size: int, weight: float
     return {"total": weight * l1, "l1": l1}
 
 
+REBALANCE_CELL = 10.0  # side, in Lab units, of the (a, b) cells whose frequencies the weights come from
+REBALANCE_MIX = 0.5  # Zhang et al.'s lambda: the batch's frequencies mixed half-and-half with uniform
+_CELLS_PER_SIDE = 2 * int(np.ceil(color.AB_SCALE / REBALANCE_CELL)) + 1
+
+
+def rarity_weights(real_chroma: tf.Tensor) -> tf.Tensor:
+    """Each pixel's weight ``(B, H, W)``: the inverse of how common its true (a, b) cell is in the batch,
+    mixed with uniform over the cells the batch fills, so the weights average 1 over its pixels."""
+    cell = tf.cast(tf.round(tf.cast(real_chroma, tf.float32) * (color.AB_SCALE / REBALANCE_CELL)), tf.int32)
+    index = (cell[..., 0] + _CELLS_PER_SIDE // 2) * _CELLS_PER_SIDE + cell[..., 1] + _CELLS_PER_SIDE // 2
+    counts = tf.cast(tf.math.bincount(index, minlength=_CELLS_PER_SIDE**2), tf.float32)
+    frequency = counts / tf.reduce_sum(counts)
+    filled = tf.reduce_sum(tf.cast(counts > 0, tf.float32))
+    weights = 1.0 / ((1.0 - REBALANCE_MIX) * frequency + REBALANCE_MIX / filled)
+    weights /= tf.reduce_sum(frequency * weights)  # 1 on average over the batch's pixels
+    return tf.stop_gradient(tf.gather(weights, index))
+
+
+def chroma_l1_rebalanced(fake_chroma, real_chroma, *, global_batch_size: int, weight: float) -> Losses:
+    """L1 with each pixel weighed by how rare its true colour is in the batch (Zhang et al. 2016's class
+    rebalancing, for a regression): a batch's few vivid pixels count for more than its many dull ones, so
+    the mean the model learns is drawn less towards gray."""
+    error = tf.reduce_sum(tf.abs(tf.cast(fake_chroma, tf.float32) - tf.cast(real_chroma, tf.float32)), axis=-1) / 2.0
+    l1 = _average(_per_example_mean(rarity_weights(real_chroma) * error), global_batch_size)
+    return {"total": weight * l1, "l1": l1}
+
+
 def chroma_ciede2000(fake_chroma, real_chroma, *, global_batch_size: int, weight: float) -> Losses:
     """CIEDE2000 between the predicted and the true colour of each pixel, the lightness being the same.
 
@@ -92,7 +120,7 @@ def chroma_ciede2000(fake_chroma, real_chroma, *, global_batch_size: int, weight
     return {"total": weight * ciede2000 / color.AB_SCALE, "ciede2000": ciede2000}
 
 
-CHROMA_LOSSES = {"l1": chroma_l1, "ciede2000": chroma_ciede2000}
+CHROMA_LOSSES = {"l1": chroma_l1, "l1-rebalanced": chroma_l1_rebalanced, "ciede2000": chroma_ciede2000}
 
 
 def with_adversarial(parts: Losses, fake_logits, *, global_batch_size: int, weight: float) -> Losses:

@@ -1,4 +1,5 @@
-"""Losses: the seed's discriminator never shapes its generator; ours does; each of our members learns on its own."""
+"""Losses: the seed's discriminator never shapes its generator; ours does; each of our members learns on its own;
+rebalanced L1 counts rare colours for more."""
 
 from __future__ import annotations
 
@@ -59,6 +60,34 @@ def test_the_ciede2000_loss_counts_a_red_green_error_on_a_dull_colour_more_than_
 
 def test_the_ciede2000_loss_counts_an_error_on_a_vivid_colour_less_than_on_a_dull_one():
     assert _ciede2000_loss([0.0, 85.0], [0.0, 80.0]) < 0.5 * _ciede2000_loss([0.0, 5.0], [0.0, 0.0])
+
+
+def _mostly_dull_batch() -> tf.Tensor:
+    """Chroma of a batch whose pixels are near gray but for one vivid one in each photo."""
+    chroma = np.full((BATCH, 4, 4, 2), 0.02, np.float32)
+    chroma[:, 0, 0] = [0.6, -0.4]
+    return tf.constant(chroma)
+
+
+def test_rarity_weights_average_one_and_favour_the_rare_colour():
+    weights = losses.rarity_weights(_mostly_dull_batch()).numpy()
+    assert weights.mean() == pytest.approx(1.0)
+    assert weights[0, 0, 0] > 2 * weights[0, 1, 1]  # two cells filled: the uniform half bounds the ratio
+
+
+def test_the_rebalanced_l1_is_plain_l1_when_every_pixel_has_the_same_colour():
+    real, fake = tf.fill((BATCH, 4, 4, 2), 0.3), tf.fill((BATCH, 4, 4, 2), 0.1)
+    rebalanced = losses.chroma_l1_rebalanced(fake, real, global_batch_size=BATCH, weight=100.0)
+    plain = losses.chroma_l1(fake, real, global_batch_size=BATCH, weight=100.0)
+    assert float(rebalanced["total"]) == pytest.approx(float(plain["total"]))
+
+
+def test_the_rebalanced_l1_counts_missing_a_rare_vivid_colour_more_than_plain_l1_does():
+    real = _mostly_dull_batch()
+    dull_everywhere = tf.fill(real.shape, 0.02)
+    rebalanced = float(losses.chroma_l1_rebalanced(dull_everywhere, real, global_batch_size=BATCH, weight=1.0)["l1"])
+    plain = float(losses.chroma_l1(dull_everywhere, real, global_batch_size=BATCH, weight=1.0)["l1"])
+    assert rebalanced > 2 * plain
 
 
 def _cross_entropy(logits, chroma):
