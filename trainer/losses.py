@@ -6,8 +6,9 @@ gradients summed across replicas by a distribution strategy come out right.
 
 from __future__ import annotations
 
+import math
+
 import keras
-import numpy as np
 import tensorflow as tf
 
 from colorizer_trainer import color
@@ -79,7 +80,7 @@ def chroma_l1(fake_chroma, real_chroma, *, global_batch_size: int, weight: float
 
 REBALANCE_CELL = 10.0  # side, in Lab units, of the (a, b) cells whose frequencies the weights come from
 REBALANCE_MIX = 0.5  # Zhang et al.'s lambda: the batch's frequencies mixed half-and-half with uniform
-_CELLS_PER_SIDE = 2 * int(np.ceil(color.AB_SCALE / REBALANCE_CELL)) + 1
+_CELLS_PER_SIDE = 2 * math.ceil(color.AB_SCALE / REBALANCE_CELL) + 1
 
 
 def rarity_weights(real_chroma: tf.Tensor) -> tf.Tensor:
