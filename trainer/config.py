@@ -84,7 +84,8 @@ class TrainConfig:
     )
     chroma_loss: ChromaLoss = _setting(
         "l1", "Ours, regression head: `l1` on (a, b); `l1-rebalanced`, each pixel weighed by how rare its colour is "
-        "in the batch; or `ciede2000`, the colour difference it is scored by (tried: no better beyond seed noise)."
+        "in the batch (tried: not adopted); or `ciede2000`, the colour difference it is scored by (tried: no better "
+        "beyond seed noise)."
     )
     l1_weight: float = _setting(100.0, "Ours, regression head: weight of the chroma term (pix2pix's 100 for L1).")
     adversarial_weight: float = _setting(0.0, "Ours: weight of the patch-GAN term (0: no discriminator).")
