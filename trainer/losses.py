@@ -100,7 +100,7 @@ def chroma_l1_rebalanced(fake_chroma, real_chroma, *, global_batch_size: int, we
     """L1 with each pixel weighed by how rare its true colour is in the batch (Zhang et al. 2016's class
     rebalancing, for a regression): a batch's few vivid pixels count for more than its many dull ones, so
     the mean the model learns is drawn less towards gray."""
-    error = tf.reduce_sum(tf.abs(tf.cast(fake_chroma, tf.float32) - tf.cast(real_chroma, tf.float32)), axis=-1) / 2.0
+    error = tf.reduce_mean(tf.abs(tf.cast(fake_chroma, tf.float32) - tf.cast(real_chroma, tf.float32)), axis=-1)
     l1 = _average(_per_example_mean(rarity_weights(real_chroma) * error), global_batch_size)
     return {"total": weight * l1, "l1": l1}
 
