@@ -11,7 +11,16 @@ from typing import Annotated, Any, Optional, get_type_hints
 import typer
 
 from colorizer_core.tensorflow_setup import device_summary, quiet_tensorflow
-from colorizer_trainer.config import TrainConfig, command_line_settings, help_text
+from colorizer_trainer.config import (
+    CHROMA_GAINS,
+    CHROMA_THRESHOLDS,
+    PHOTO_GAIN_LEANS,
+    PHOTO_GAINS,
+    RIDGE_STRENGTH,
+    TrainConfig,
+    command_line_settings,
+    help_text,
+)
 from colorizer_trainer.dataset import cli as dataset_cli
 from colorizer_trainer.evaluate_cli import (  # imports TensorFlow only when a command runs
     GRID_ROWS,
@@ -145,10 +154,10 @@ def choose_decoding_command(
     sizes: Annotated[
         Optional[list[int]], typer.Option(help="Sides to see the photos at (repeatable); default: the native size.")
     ] = None,
-    gains: Annotated[Optional[list[float]], typer.Option(help="Chroma gains to score (repeatable); default: 1.0 to 2.0.")] = None,
+    gains: Annotated[list[float], typer.Option(help="Chroma gains to score (repeatable).")] = list(CHROMA_GAINS),
     thresholds: Annotated[
-        Optional[list[float]], typer.Option(help="Chroma thresholds to score, in Lab units (repeatable); default: 0, 3, 6.")
-    ] = None,
+        list[float], typer.Option(help="Chroma thresholds to score, in Lab units (repeatable).")
+    ] = list(CHROMA_THRESHOLDS),
 ) -> None:
     """Score the runs on validation at several sizes, chroma thresholds and gains (and temperatures); print them and the choice."""
     quiet_tensorflow()
@@ -156,7 +165,7 @@ def choose_decoding_command(
 
     try:
         best, results = runs.choose_decoding(
-            run_dirs, sizes=sizes, gains=gains or runs.CHROMA_GAINS, thresholds=thresholds or runs.CHROMA_THRESHOLDS
+            run_dirs, sizes=sizes, gains=gains, thresholds=thresholds
         )
     except (FileNotFoundError, ValueError) as error:
         raise _fail(error) from None
@@ -173,28 +182,28 @@ def fit_photo_gain_command(
     ],
     out: Annotated[Path, typer.Option(help="The JSON file to write, for `export --photo-gain`.")],
     chroma_threshold: Annotated[float, typer.Option(help="The chroma threshold (Lab units) the gains apply after.")] = 0.0,
-    gains: Annotated[Optional[list[float]], typer.Option(help="Gains a photo may get (repeatable); default: 0 to 1.75.")] = None,
+    gains: Annotated[list[float], typer.Option(help="Gains a photo may get (repeatable).")] = list(PHOTO_GAINS),
     leans: Annotated[
-        Optional[list[float]], typer.Option(help="Leans towards colour to score (repeatable): ΔE2000 a photo may give up per unit of gain.")
-    ] = None,
+        list[float], typer.Option(help="Leans towards colour to score (repeatable): ΔE2000 a photo may give up per unit of gain.")
+    ] = list(PHOTO_GAIN_LEANS),
     scene: Annotated[bool, typer.Option(help="Read the COCO backbone's view of the photo.")] = True,
     doubt: Annotated[bool, typer.Option(help="Read how much the members disagree about the photo's colour.")] = False,
     ridge_strength: Annotated[
-        Optional[float], typer.Option(help="The regression's penalty on standardized features; default 1000 (fewer features want less).")
-    ] = None,
+        float, typer.Option(help="The regression's penalty on standardized features (fewer features want less).")
+    ] = RIDGE_STRENGTH,
 ) -> None:
     """Fit a chroma gain per photo, from the COCO backbone's view of it or the members' doubt, on the runs' validation photos; print each lean's metrics and the choice."""
     quiet_tensorflow()
-    from colorizer_trainer import photo_gain, runs
+    from colorizer_trainer import runs
     from colorizer_trainer.evaluate import format_table
 
     try:
         fit, results = runs.fit_photo_gain(
             run_dirs,
             chroma_threshold=chroma_threshold,
-            gains=gains or photo_gain.GAINS,
-            leans=leans or photo_gain.LEANS,
-            strength=photo_gain.RIDGE_STRENGTH if ridge_strength is None else ridge_strength,
+            gains=gains,
+            leans=leans,
+            strength=ridge_strength,
             scene=scene,
             doubt=doubt,
         )

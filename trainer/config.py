@@ -20,6 +20,14 @@ STRATEGIES: tuple[str, ...] = get_args(StrategyName)
 
 RUNS_DIR = Path("runs")  # a run's folder defaults to RUNS_DIR/<arch>
 
+# What `choose-decoding` and `fit-photo-gain` search over when not told otherwise.
+CHROMA_GAINS = (1.0, 1.25, 1.5, 1.75, 2.0)
+CHROMA_THRESHOLDS = (0.0, 3.0, 6.0)  # Lab units
+TEMPERATURES = (0.2, 0.38, 0.7, 1.0)  # of the classes head's annealed mean
+PHOTO_GAINS = (0.0, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75)  # the gains a photo may get
+PHOTO_GAIN_LEANS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)  # ΔE2000 a photo may give up per unit of gain
+RIDGE_STRENGTH = 1000.0  # on standardized features, from a few hundred photos per fit
+
 
 @dataclass(frozen=True)
 class ArchitectureDefaults:

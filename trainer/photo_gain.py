@@ -28,10 +28,7 @@ import tensorflow as tf
 from keras import layers, ops
 
 from colorizer_core.metadata import PhotoGainChoice
-
-GAINS = (0.0, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
-LEANS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)  # ΔE2000 a photo may give up per unit of gain
-RIDGE_STRENGTH = 1000.0  # on standardized features, from a few hundred photos per fit
+from colorizer_trainer.config import RIDGE_STRENGTH
 
 
 def with_scene_summary(generator: keras.Model, *, scene: bool = True, doubt: bool = False) -> keras.Model:

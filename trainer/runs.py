@@ -18,7 +18,15 @@ from colorizer_core.contract import METADATA_FILE
 from colorizer_core.imaging import apply_chroma, model_input
 from colorizer_core.metadata import ModelMetadata
 from colorizer_trainer import data, photo_gain
-from colorizer_trainer.config import TrainConfig
+from colorizer_trainer.config import (
+    CHROMA_GAINS,
+    CHROMA_THRESHOLDS,
+    PHOTO_GAIN_LEANS,
+    PHOTO_GAINS,
+    RIDGE_STRENGTH,
+    TEMPERATURES,
+    TrainConfig,
+)
 from colorizer_trainer.dataset.build import dataset_fingerprint
 from colorizer_trainer.evaluate import (
     BATCH_SIZE,
@@ -125,9 +133,6 @@ def _decoding_record(architecture: Architecture) -> dict:
     return one_for_all | {"photo_gain": architecture.photo_gain.choice}
 
 
-TEMPERATURES = (0.2, 0.38, 0.7, 1.0)
-CHROMA_GAINS = (1.0, 1.25, 1.5, 1.75, 2.0)
-CHROMA_THRESHOLDS = (0.0, 3.0, 6.0)  # Lab units
 GRAY_LABEL = "gray input"
 
 
@@ -202,9 +207,9 @@ def fit_photo_gain(
     run_dirs: Sequence[Path],
     *,
     chroma_threshold: float,
-    gains: Sequence[float] = photo_gain.GAINS,
-    leans: Sequence[float] = photo_gain.LEANS,
-    strength: float = photo_gain.RIDGE_STRENGTH,
+    gains: Sequence[float] = PHOTO_GAINS,
+    leans: Sequence[float] = PHOTO_GAIN_LEANS,
+    strength: float = RIDGE_STRENGTH,
     scene: bool = True,
     doubt: bool = False,
 ) -> tuple[PhotoGainFit, dict[str, dict]]:

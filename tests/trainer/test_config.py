@@ -13,7 +13,17 @@ from typer.testing import CliRunner
 
 from colorizer_trainer import losses, runs
 from colorizer_trainer.cli import app
-from colorizer_trainer.config import ARCHITECTURE_DEFAULTS, TrainConfig, command_line_settings, help_text
+from colorizer_trainer.config import (
+    ARCHITECTURE_DEFAULTS,
+    CHROMA_GAINS,
+    CHROMA_THRESHOLDS,
+    PHOTO_GAIN_LEANS,
+    PHOTO_GAINS,
+    RIDGE_STRENGTH,
+    TrainConfig,
+    command_line_settings,
+    help_text,
+)
 from colorizer_trainer.dataset.build import BuildOptions
 from colorizer_trainer.dataset.scrape import ScrapeOptions
 from colorizer_trainer.gans import get_architecture
@@ -209,6 +219,13 @@ def test_evaluate_and_hints_curve_score_the_same_split_the_same_way_by_default()
     evaluate, hints_curve = _defaults("evaluate"), _defaults("hints-curve")
 
     assert all(evaluate[name] == hints_curve[name] for name in ("split", "per_photo", "grid_rows"))
+
+
+def test_the_decoding_searches_default_to_the_configurations_values():
+    choose, fit = _defaults("choose-decoding"), _defaults("fit-photo-gain")
+
+    assert (choose["gains"], choose["thresholds"]) == (list(CHROMA_GAINS), list(CHROMA_THRESHOLDS))
+    assert (fit["gains"], fit["leans"], fit["ridge_strength"]) == (list(PHOTO_GAINS), list(PHOTO_GAIN_LEANS), RIDGE_STRENGTH)
 
 
 def test_the_classes_head_is_refused_more_than_one_member_before_anything_is_written():

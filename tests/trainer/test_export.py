@@ -27,15 +27,12 @@ from colorizer_core.hints import Hint
 from colorizer_core.metadata import FORMAT_VERSION, ModelMetadata
 from colorizer_trainer import color
 from colorizer_trainer.cli import app
-from colorizer_trainer.config import TrainConfig
+from colorizer_trainer.config import CHROMA_GAINS, CHROMA_THRESHOLDS, TEMPERATURES, TrainConfig
 from colorizer_trainer.dataset.build import dataset_fingerprint
 from colorizer_trainer.export import STALE_STAGING_S, export_model, remove_stale_staging
 from colorizer_trainer.gans import get_architecture
 from colorizer_trainer.runs import (
-    CHROMA_GAINS,
-    CHROMA_THRESHOLDS,
     GRAY_LABEL,
-    TEMPERATURES,
     choose_decoding,
     export_run,
     export_version_again,
