@@ -13,7 +13,7 @@ from typing import Any, Literal, get_args
 
 MixedPrecision = Literal["auto", "on", "off"]
 Head = Literal["classes", "regression"]
-ChromaLoss = Literal["l1", "l1-rebalanced", "ciede2000"]
+ChromaLoss = Literal["l1", "l1-rebalanced", "l1-mixed", "ciede2000"]
 Arch = Literal["seed", "unet"]
 StrategyName = Literal["auto", "default", "mirrored", "multi-worker"]  # trainer/distribution.py says what each does
 STRATEGIES: tuple[str, ...] = get_args(StrategyName)
@@ -92,8 +92,8 @@ class TrainConfig:
     )
     chroma_loss: ChromaLoss = _setting(
         "l1", "Ours, regression head: `l1` on (a, b); `l1-rebalanced`, each pixel weighed by how rare its colour is "
-        "in the batch (tried: not adopted); or `ciede2000`, the colour difference it is scored by (tried: no better "
-        "beyond seed noise)."
+        "in the batch (tried: not adopted); `l1-mixed`, half the members each (two or more members); or `ciede2000`, "
+        "the colour difference it is scored by (tried: no better beyond seed noise)."
     )
     l1_weight: float = _setting(100.0, "Ours, regression head: weight of the chroma term (pix2pix's 100 for L1).")
     adversarial_weight: float = _setting(0.0, "Ours: weight of the patch-GAN term (0: no discriminator).")
@@ -167,6 +167,8 @@ class TrainConfig:
             raise ValueError(f"`unet_width` must be above 0. Received: unet_width={self.unet_width}")
         if self.arch == "unet" and self.head == "classes" and self.members > 1:
             raise ValueError(f"The classes head takes one member: give `--members 1`. Received: members={self.members}")
+        if self.chroma_loss == "l1-mixed" and self.members < 2:
+            raise ValueError(f"`l1-mixed` splits the members between two losses: give `--members 2` or more. Received: members={self.members}")
         if self.batch_size < 1:
             raise ValueError(f"`batch_size` must be at least 1. Received: batch_size={self.batch_size}")
 

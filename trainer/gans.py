@@ -176,7 +176,7 @@ class UNetArchitecture(Architecture):
         self.config = config
         self.takes_hints = config.hints
         self.l1_weight = l1_weight
-        self.chroma_loss = losses.CHROMA_LOSSES[chroma_loss]
+        self.member_losses = losses.member_chroma_losses(chroma_loss, config.members)
         self.adversarial_weight = adversarial_weight
         self.label_softening = label_softening
         self.temperature = temperature
@@ -228,8 +228,8 @@ class UNetArchitecture(Architecture):
         if self.bins is None:
             # Each member learns on its own, as if trained alone: its loss, averaged over members.
             members = [
-                self.chroma_loss(member, real, global_batch_size=global_batch_size, weight=self.l1_weight)
-                for member in self._members(fake)
+                loss(member, real, global_batch_size=global_batch_size, weight=self.l1_weight)
+                for loss, member in zip(self.member_losses, self._members(fake), strict=True)
             ]
             parts = {name: tf.add_n([member[name] for member in members]) / len(members) for name in members[0]}
         else:

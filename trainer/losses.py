@@ -7,6 +7,7 @@ gradients summed across replicas by a distribution strategy come out right.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import keras
 import tensorflow as tf
@@ -122,6 +123,15 @@ def chroma_ciede2000(fake_chroma, real_chroma, *, global_batch_size: int, weight
 
 
 CHROMA_LOSSES = {"l1": chroma_l1, "l1-rebalanced": chroma_l1_rebalanced, "ciede2000": chroma_ciede2000}
+
+
+def member_chroma_losses(name: str, members: int) -> list[Callable[..., Losses]]:
+    """Each member's chroma loss (``CHROMA_LOSSES``); ``l1-mixed`` alternates plain and rebalanced L1, so
+    half the members lean to the batch's common colours and half to its rare ones: their average weighs
+    both, and where they disagree the photo's colour is in doubt."""
+    if name == "l1-mixed":
+        return [(chroma_l1, chroma_l1_rebalanced)[index % 2] for index in range(members)]
+    return [CHROMA_LOSSES[name]] * members
 
 
 def with_adversarial(parts: Losses, fake_logits, *, global_batch_size: int, weight: float) -> Losses:

@@ -145,7 +145,7 @@ def test_an_architecture_built_without_settings_has_the_configurations_defaults(
         assert (architecture.l1_weight, architecture.adversarial_weight) == (TrainConfig.l1_weight, TrainConfig.adversarial_weight)
         assert architecture.config.head == TrainConfig.head
         assert architecture.config.members == TrainConfig.members
-        assert architecture.chroma_loss is losses.CHROMA_LOSSES[TrainConfig.chroma_loss]
+        assert architecture.member_losses == losses.member_chroma_losses(TrainConfig.chroma_loss, TrainConfig.members)
 
 
 # A run's config.json as the trainer wrote it before `strategy` and `photos_per_collection` existed.
@@ -231,3 +231,8 @@ def test_the_decoding_searches_default_to_the_configurations_values():
 def test_the_classes_head_is_refused_more_than_one_member_before_anything_is_written():
     with pytest.raises(ValueError, match="--members 1"):
         TrainConfig(data=Path("data"), head="classes", members=2)
+
+
+def test_mixed_chroma_losses_are_refused_a_single_member():
+    with pytest.raises(ValueError, match="--members 2"):
+        TrainConfig(data=Path("data"), chroma_loss="l1-mixed", members=1)

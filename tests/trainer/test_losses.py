@@ -148,3 +148,18 @@ def test_each_member_learns_from_its_own_loss_and_serves_the_average():
     # Averaged first, their errors would cancel to 0.1; each member's counts: (0.4 + 0.2) / 2.
     assert float(members.generator_loss(fake, real, None, global_batch_size=BATCH)["l1"]) == pytest.approx(0.3)
     assert np.allclose(members.chroma(fake).numpy(), 0.1)
+
+
+def test_mixed_members_alternate_plain_and_rebalanced_l1():
+    assert losses.member_chroma_losses("l1-mixed", 4) == [losses.chroma_l1, losses.chroma_l1_rebalanced] * 2
+    assert losses.member_chroma_losses("l1", 3) == [losses.chroma_l1] * 3
+
+
+def test_a_mixed_pair_averages_a_plain_and_a_rebalanced_members_loss():
+    real = _mostly_dull_batch()
+    dull_everywhere = tf.fill(real.shape, 0.02)
+    mixed = get_architecture("unet", members=2, l1_weight=1.0, chroma_loss="l1-mixed")
+    loss = float(mixed.generator_loss(tf.concat([dull_everywhere] * 2, axis=-1), real, None, global_batch_size=BATCH)["l1"])
+    plain = float(losses.chroma_l1(dull_everywhere, real, global_batch_size=BATCH, weight=1.0)["l1"])
+    rebalanced = float(losses.chroma_l1_rebalanced(dull_everywhere, real, global_batch_size=BATCH, weight=1.0)["l1"])
+    assert loss == pytest.approx((plain + rebalanced) / 2)
