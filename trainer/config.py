@@ -168,7 +168,9 @@ class TrainConfig:
         if self.arch == "unet" and self.head == "classes" and self.members > 1:
             raise ValueError(f"The classes head takes one member: give `--members 1`. Received: members={self.members}")
         if self.chroma_loss == "l1-mixed" and self.members < 2:
-            raise ValueError(f"`l1-mixed` splits the members between two losses: give `--members 2` or more. Received: members={self.members}")
+            raise ValueError(
+                f"`l1-mixed` splits the members between two losses: give `--members 2` or more. Received: members={self.members}"
+            )
         if self.batch_size < 1:
             raise ValueError(f"`batch_size` must be at least 1. Received: batch_size={self.batch_size}")
 
